@@ -1,0 +1,40 @@
+"""Shared dependencies: the injected session and load-or-404 lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from sqlalchemy.orm import Session
+
+from app.core.db import get_db
+from app.core.storage import ArtifactStore, store
+from app.models import Dataset, Run
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+def get_store() -> Generator[ArtifactStore]:
+    yield store
+
+
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
+
+
+def valid_dataset_id(dataset_id: int, session: SessionDep) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise HTTPException(status_code=404, detail=f"dataset {dataset_id} not found")
+    return dataset
+
+
+def valid_run_id(run_id: int, session: SessionDep) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+    return run
+
+
+DatasetDep = Annotated[Dataset, Depends(valid_dataset_id)]
+RunDep = Annotated[Run, Depends(valid_run_id)]

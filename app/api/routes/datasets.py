@@ -1,0 +1,62 @@
+"""Dataset upload, listing and preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from python_multipart.exceptions import MultipartParseError
+
+from app.api.deps import DatasetDep, SessionDep, StoreDep
+from app.core.config import settings
+from app.schemas import DatasetPublic
+from app.services import datasets as service
+from app.services.dataset_formats import DatasetError
+from app.services.uploads import UploadInvalid, UploadTooLarge, receive_upload
+
+router = APIRouter(prefix="/api/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=201, response_model=DatasetPublic)
+async def upload_dataset(request: Request, session: SessionDep, store: StoreDep) -> DatasetPublic:
+    """Upload a dataset (multipart field `file`, optional `name`): JSONL, CSV or Parquet."""
+    tmp_dir = settings.resolved_data_dir / "tmp"
+    tmp_dir.mkdir(exist_ok=True)
+    try:
+        upload = await receive_upload(
+            request, file_field="file", max_bytes=settings.max_upload_mb * 1024 * 1024,
+            tmp_dir=tmp_dir,
+        )
+    except UploadTooLarge as exc:
+        raise HTTPException(status_code=413, detail=str(exc)) from exc
+    except (UploadInvalid, MultipartParseError) as exc:
+        raise HTTPException(status_code=400, detail=f"malformed upload: {exc}") from exc
+    try:
+        dataset = await run_in_threadpool(
+            service.create_dataset, session, store=store, upload_path=upload.path,
+            filename=upload.filename, name=upload.fields.get("name") or None,
+        )
+    except DatasetError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    finally:
+        upload.discard()
+    return DatasetPublic.model_validate(dataset)
+
+
+@router.get("", response_model=list[DatasetPublic])
+def list_datasets(session: SessionDep) -> list[DatasetPublic]:
+    """List datasets, newest first."""
+    return [DatasetPublic.model_validate(d) for d in service.list_datasets(session)]
+
+
+@router.get("/{dataset_id}", response_model=DatasetPublic)
+def get_dataset(dataset: DatasetDep) -> DatasetPublic:
+    """Retrieve a dataset's metadata and statistics."""
+    return DatasetPublic.model_validate(dataset)
+
+
+@router.get("/{dataset_id}/preview")
+def preview_dataset(
+    dataset: DatasetDep, store: StoreDep, limit: int = Query(default=20, ge=1, le=200)
+) -> dict:
+    """The first rows of a dataset."""
+    return {"columns": dataset.columns, "rows": service.preview(store, dataset, limit=limit)}

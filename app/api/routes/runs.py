@@ -1,0 +1,78 @@
+"""Runs: launch, list, detail, metrics, samples, cancel."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import select
+
+from app.api.deps import RunDep, SessionDep
+from app.models import Dataset, Sample
+from app.schemas import RunCreate, RunPublic, SamplePublic
+from app.services import launch, metrics
+from app.services import runs as service
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+@router.post("", status_code=201, response_model=RunPublic)
+def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
+    """Validate a run's configuration and queue it for a worker."""
+    dataset = session.get(Dataset, body.dataset_id)
+    if dataset is None:
+        raise HTTPException(status_code=404, detail=f"dataset {body.dataset_id} not found")
+    try:
+        run = launch.launch_run(session, dataset=dataset, spec=body)
+    except launch.LaunchError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    return launch.run_public(session, run)
+
+
+@router.get("", response_model=list[RunPublic])
+def list_runs(
+    session: SessionDep,
+    status: str | None = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$"),
+    strategy: str | None = Query(default=None, pattern="^(sft|grpo|dpo)$"),
+    dataset_id: int | None = None,
+) -> list[RunPublic]:
+    """List runs, newest first, optionally filtered."""
+    runs = service.list_runs(session, status=status, strategy=strategy, dataset_id=dataset_id)
+    return [launch.run_public(session, run) for run in runs]
+
+
+@router.get("/{run_id}", response_model=RunPublic)
+def get_run(run: RunDep, session: SessionDep) -> RunPublic:
+    """Retrieve a run with its status, progress and best checkpoint."""
+    return launch.run_public(session, run)
+
+
+@router.get("/{run_id}/metrics")
+def get_metrics(
+    run: RunDep, session: SessionDep, names: str | None = Query(default=None, max_length=2000)
+) -> dict:
+    """A run's logged metrics as [step, value] pairs per name."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    series = metrics.read_series(session, run_ids=[run.id], names=wanted).get(run.id, {})
+    return {"metrics": {name: [[s, launch.json_float(v)] for s, v in points]
+                        for name, points in series.items()}}
+
+
+@router.get("/{run_id}/samples", response_model=list[SamplePublic])
+def get_samples(
+    run: RunDep, session: SessionDep, limit: int = Query(default=50, ge=1, le=500)
+) -> list[SamplePublic]:
+    """Sampled completions (GRPO) with each reward function's score, newest first."""
+    rows = session.scalars(
+        select(Sample).where(Sample.run_id == run.id).order_by(Sample.step.desc(), Sample.id)
+        .limit(limit)
+    )
+    return [SamplePublic.model_validate(row) for row in rows]
+
+
+@router.post("/{run_id}/cancel", response_model=RunPublic)
+def cancel_run(run: RunDep, session: SessionDep) -> RunPublic:
+    """Cancel a queued run, or stop a running one at its next step."""
+    try:
+        service.request_cancel(session, run=run)
+    except service.RunStateError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return launch.run_public(session, run)

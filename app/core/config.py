@@ -1,0 +1,97 @@
+"""One settings object for the web app, the CLI and the workers (env prefix ``TUNEDECK_``)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TUNEDECK_", env_file=".env", extra="ignore")
+
+    # Where uploads, the model cache, checkpoints and the embedded broker live.
+    data_dir: Path = Path("./data")
+    # Converted/built models; defaults to data_dir/models (several installs may share one).
+    model_cache: Path | None = None
+    # Empty means "SQLite file in data_dir"; production: postgresql+psycopg://user@host/db
+    database_url: str = ""
+    # Empty means "kombu filesystem transport under data_dir" (no server needed).
+    broker_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Uploads larger than this are refused with 413 while streaming.
+    max_upload_mb: int = 200
+    # Required when host is not local (see core/security.py).
+    auth_token: str = ""
+    # Wizard: labelled examples at or above this count as "large" (rule of thumb).
+    large_dataset_threshold: int = 1000
+    # Pasted Python reward functions run in a sandboxed subprocess only when enabled.
+    allow_custom_rewards: bool = False
+    # Default Celery queue a run goes to; workers listen on it.
+    default_queue: str = "training"
+    # Seconds without a heartbeat before a running run is marked failed ("worker lost").
+    worker_lost_after_s: int = Field(default=60, ge=5)
+    # Polling interval of the embedded filesystem broker (seconds).
+    broker_poll_interval: float = 0.1
+    # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.
+    storage_url: str = ""
+    # Extra options for fsspec (e.g. endpoint_url for an S3-compatible server), as JSON.
+    storage_options: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _refuse_open_without_token(self) -> Settings:
+        if self.host not in LOCAL_HOSTS and not self.auth_token:
+            raise ValueError(
+                f"TUNEDECK_HOST={self.host} listens beyond localhost: set TUNEDECK_AUTH_TOKEN "
+                "to a long random secret first"
+            )
+        if self.auth_token and self.auth_token in {"changeme", "secret", "password"}:
+            raise ValueError("TUNEDECK_AUTH_TOKEN is a placeholder: choose a long random secret")
+        return self
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'tunedeck.db'}"
+
+    @property
+    def celery_broker_url(self) -> str:
+        return self.broker_url or "filesystem://"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self._subdir("datasets")
+
+    @property
+    def model_cache_dir(self) -> Path:
+        if self.model_cache is not None:
+            path = self.model_cache.expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        return self._subdir("models")
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self._subdir("runs")
+
+    @property
+    def broker_dir(self) -> Path:
+        return self._subdir("broker")
+
+    def _subdir(self, name: str) -> Path:
+        path = self.resolved_data_dir / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+settings = Settings()

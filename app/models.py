@@ -1,0 +1,166 @@
+"""ORM models. Alembic owns the schema; tests check migrations against this metadata."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class RunStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+# The one place that says how a run's status may change; terminal states never change.
+ALLOWED_TRANSITIONS: dict[RunStatus, set[RunStatus]] = {
+    RunStatus.queued: {RunStatus.running, RunStatus.cancelled, RunStatus.failed},
+    RunStatus.running: {RunStatus.completed, RunStatus.failed, RunStatus.cancelled},
+    RunStatus.completed: set(),
+    RunStatus.failed: set(),
+    RunStatus.cancelled: set(),
+}
+TERMINAL_STATUSES = {s for s, nxt in ALLOWED_TRANSITIONS.items() if not nxt}
+
+
+class Dataset(Base):
+    __tablename__ = "dataset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    original_filename: Mapped[str] = mapped_column(String(255))
+    # Generated name inside the artifact store; never derived from user input.
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    file_format: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(40))
+    num_rows: Mapped[int] = mapped_column(Integer)
+    columns: Mapped[list[Any]] = mapped_column(JSON)
+    stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    runs: Mapped[list[Run]] = relationship(back_populates="dataset")
+
+
+class Run(Base):
+    __tablename__ = "run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    strategy: Mapped[str] = mapped_column(String(16))
+    base_model: Mapped[str] = mapped_column(String(300))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"))
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    reward_functions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[RunStatus] = mapped_column(
+        Enum(RunStatus, name="run_status", native_enum=False, length=16),
+        default=RunStatus.queued,
+        index=True,
+    )
+    requested_backend: Mapped[str] = mapped_column(String(16), default="auto")
+    backend: Mapped[str | None] = mapped_column(String(16))
+    device: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64), default="training")
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    max_steps: Mapped[int | None] = mapped_column(Integer)
+    epoch: Mapped[float | None] = mapped_column(Float)
+    eta_seconds: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Step the current attempt started from (resume continues the same curves).
+    resumed_from_step: Mapped[int | None] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    dataset: Mapped[Dataset] = relationship(back_populates="runs")
+    checkpoints: Mapped[list[Checkpoint]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="Checkpoint.step"
+    )
+
+
+class Metric(Base):
+    __tablename__ = "metric"
+    __table_args__ = (Index("ix_metric_run_id_name_step", "run_id", "name", "step"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(120))
+    # NB: NaN/inf are stored as NULL plus a text marker: not every SQL backend represents them.
+    value: Mapped[float | None] = mapped_column(Float)
+    special: Mapped[str | None] = mapped_column(String(8))
+    wall_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoint"
+    __table_args__ = (Index("ix_checkpoint_run_id_step", "run_id", "step", unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    storage_key: Mapped[str] = mapped_column(String(500))
+    metric_name: Mapped[str | None] = mapped_column(String(120))
+    metric_value: Mapped[float | None] = mapped_column(Float)
+    # "lower" or "higher": how metric_value ranks checkpoints.
+    metric_mode: Mapped[str] = mapped_column(String(8), default="lower")
+    is_best: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    run: Mapped[Run] = relationship(back_populates="checkpoints")
+
+
+class Sample(Base):
+    """Completions sampled during training (GRPO), with each reward function's score."""
+
+    __tablename__ = "sample"
+    __table_args__ = (Index("ix_sample_run_id_step", "run_id", "step"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    completion: Mapped[str] = mapped_column(Text)
+    rewards: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

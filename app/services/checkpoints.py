@@ -1,0 +1,110 @@
+"""Checkpoints: record them as workers save them, rank them by a stated metric, zip adapters."""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.core.storage import ArtifactStore
+from app.models import Checkpoint, Run
+
+# Files a checkpoint folder holds only so training can resume; not part of the adapter download.
+RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state", "trainer_state.json", "training_args.bin",
+               "scaler.pt")
+MOVING_AVERAGE_WINDOW = 5
+
+
+def checkpoint_metric(
+    strategy: str, series: dict[str, list[tuple[int, float]]], step: int
+) -> tuple[str | None, float | None, str]:
+    """Which metric ranks a checkpoint saved at ``step``, its value then, and "lower"/"higher".
+
+    Held-out metrics win when the run has an eval split; otherwise a moving average of the train
+    metric (one step's loss or reward is too noisy to rank by).
+    """
+    def last(name: str) -> float | None:
+        points = [v for s, v in series.get(name, []) if s <= step and not math.isnan(v)]
+        return points[-1] if points else None
+
+    def moving_average(name: str) -> float | None:
+        points = [v for s, v in series.get(name, []) if s <= step and math.isfinite(v)]
+        window = points[-MOVING_AVERAGE_WINDOW:]
+        return sum(window) / len(window) if window else None
+
+    if strategy == "grpo":
+        candidates = [("eval_reward", last, "higher"), ("reward", moving_average, "higher")]
+    elif strategy == "dpo":
+        candidates = [("eval_rewards/margins", last, "higher"), ("eval_loss", last, "lower"),
+                      ("loss", moving_average, "lower")]
+    else:
+        candidates = [("eval_loss", last, "lower"), ("loss", moving_average, "lower")]
+    for name, read, mode in candidates:
+        value = read(name)
+        if value is not None:
+            label = name if read is last else f"{name} (moving average of {MOVING_AVERAGE_WINDOW})"
+            return label, value, mode
+    return None, None, candidates[0][2]
+
+
+def record_checkpoint(
+    session: Session, *, run: Run, step: int, storage_key: str,
+    series: dict[str, list[tuple[int, float]]],
+) -> Checkpoint:
+    name, value, mode = checkpoint_metric(run.strategy, series, step)
+    checkpoint = session.scalar(
+        select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == step)
+    )
+    if checkpoint is None:
+        checkpoint = Checkpoint(run_id=run.id, step=step)
+        session.add(checkpoint)
+    checkpoint.storage_key = storage_key
+    checkpoint.metric_name, checkpoint.metric_value, checkpoint.metric_mode = name, value, mode
+    session.flush()
+    mark_best(session, run_id=run.id)
+    return checkpoint
+
+
+def mark_best(session: Session, *, run_id: int) -> Checkpoint | None:
+    checkpoints = list(session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id)))
+    ranked = [c for c in checkpoints if c.metric_value is not None]
+    if ranked:
+        sign = -1 if ranked[0].metric_mode == "higher" else 1
+        # Ties go to the later checkpoint: it saw more data.
+        best = min(ranked, key=lambda c: (sign * c.metric_value, -c.step))
+    elif checkpoints:
+        best = max(checkpoints, key=lambda c: c.step)
+    else:
+        return None
+    session.execute(update(Checkpoint).where(Checkpoint.run_id == run_id).values(is_best=False))
+    session.execute(update(Checkpoint).where(Checkpoint.id == best.id).values(is_best=True))
+    session.flush()
+    session.refresh(best)
+    return best
+
+
+def best_checkpoint(session: Session, *, run_id: int) -> Checkpoint | None:
+    return session.scalar(
+        select(Checkpoint).where(Checkpoint.run_id == run_id, Checkpoint.is_best.is_(True))
+    )
+
+
+def latest_checkpoint(session: Session, *, run_id: int) -> Checkpoint | None:
+    return session.scalar(
+        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step.desc()).limit(1)
+    )
+
+
+def adapter_zip(store: ArtifactStore, checkpoint: Checkpoint) -> bytes:
+    """The adapter, its config and the tokenizer: what ``PeftModel.from_pretrained`` needs."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name in store.list_files(checkpoint.storage_key):
+            if name.split("/")[0].startswith(RESUME_ONLY):
+                continue
+            with store.open(f"{checkpoint.storage_key}/{name}") as handle:
+                archive.writestr(name, handle.read())
+    return buffer.getvalue()

@@ -1,0 +1,85 @@
+"""Datasets: validate an uploaded file, store it normalised under a generated key, record it."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.core.storage import ArtifactStore
+from app.models import Dataset
+from app.services import tokens
+from app.services.dataset_formats import DatasetError, length_stats, parse_dataset, rows_for_preview
+
+ALLOWED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def create_dataset(
+    session: Session,
+    *,
+    store: ArtifactStore,
+    upload_path: Path,
+    filename: str,
+    name: str | None = None,
+) -> Dataset:
+    """Parse and validate ``upload_path``; on success store normalised JSONL and a row.
+
+    Raises DatasetError (nothing stored) when the file is not a usable dataset.
+    """
+    display_name = (name or Path(filename).stem or "dataset").strip()[:200]
+    if not display_name:
+        raise DatasetError("the dataset name is empty")
+    parsed = parse_dataset(upload_path, filename=filename)
+    stats = length_stats(
+        parsed.rows, parsed.format, count_tokens=lambda text: tokens.count_tokens_batch([text])[0],
+        count_tokens_batch=tokens.count_tokens_batch,
+    )
+    key = f"datasets/{uuid.uuid4().hex}.jsonl"
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as out:
+        for row in parsed.rows:
+            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        normalised = Path(out.name)
+    try:
+        store.put_file(normalised, key)
+        dataset = Dataset(
+            name=display_name,
+            original_filename=Path(filename).name[:255] or "upload",
+            storage_key=key,
+            file_format=parsed.file_format,
+            format=parsed.format,
+            num_rows=len(parsed.rows),
+            columns=parsed.columns,
+            stats=stats,
+            size_bytes=upload_path.stat().st_size,
+        )
+        session.add(dataset)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        store.delete(key)  # never leave a file without its row
+        raise
+    finally:
+        normalised.unlink(missing_ok=True)
+    return dataset
+
+
+def list_datasets(session: Session) -> list[Dataset]:
+    return list(session.scalars(select(Dataset).order_by(Dataset.id.desc())))
+
+
+def read_rows(store: ArtifactStore, dataset: Dataset, *, limit: int | None = None) -> list[dict]:
+    rows = []
+    with store.open(dataset.storage_key, "rb") as handle:
+        for line in handle:
+            if limit is not None and len(rows) >= limit:
+                break
+            rows.append(json.loads(line))
+    return rows
+
+
+def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20) -> list[dict]:
+    return rows_for_preview(read_rows(store, dataset, limit=limit), limit)

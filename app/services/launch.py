@@ -1,0 +1,116 @@
+"""Launching a run: check everything a worker would trip over later, then queue it."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from app.core.config import settings
+from app.models import Dataset, Run
+from app.schemas import CheckpointPublic, RunCreate, RunPublic
+from app.services import checkpoints, runs
+from app.services.dataset_formats import DatasetError, check_format_for_strategy
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class LaunchError(ValueError):
+    """The run's configuration cannot work; the message says what to change."""
+
+
+def validate_base_model(name: str) -> None:
+    from worker.training.models import CATALOGUE
+
+    keys = [entry.key if hasattr(entry, "key") else entry["key"] for entry in CATALOGUE]
+    if name in keys or HUB_ID.match(name):
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return
+    raise LaunchError(
+        f"base_model {name!r} is not a catalogue model ({', '.join(keys)}), a local folder with "
+        "config.json, or a Hugging Face hub id like 'org/model'"
+    )
+
+
+def _format_validation_error(prefix: str, exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"])
+        parts.append(f"{prefix}.{where}: {error['msg']}" if where else f"{prefix}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
+    """Returns the hyperparameters with defaults filled in; raises LaunchError."""
+    from worker.training.config import validate_hyperparameters
+
+    try:
+        check_format_for_strategy(dataset.format, spec.strategy)
+    except DatasetError as exc:
+        raise LaunchError(str(exc)) from exc
+    try:
+        hyperparameters = validate_hyperparameters(spec.strategy, spec.hyperparameters)
+    except ValidationError as exc:
+        raise LaunchError(_format_validation_error("hyperparameters", exc)) from exc
+    except ValueError as exc:
+        raise LaunchError(f"hyperparameters: {exc}") from exc
+    validate_base_model(spec.base_model)
+    if spec.strategy == "grpo":
+        validate_rewards(spec, dataset)
+    elif spec.reward_functions:
+        raise LaunchError("reward_functions apply to GRPO runs only: remove them or use strategy 'grpo'")
+    return hyperparameters.model_dump(mode="json")
+
+
+def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
+    from worker.rewards import RewardConfigError, validate_reward_config
+
+    if not spec.reward_functions:
+        raise LaunchError("a GRPO run needs at least one reward function, e.g. exact_answer")
+    try:
+        validate_reward_config([r.model_dump() for r in spec.reward_functions])
+    except RewardConfigError as exc:
+        raise LaunchError(f"reward_functions: {exc}") from exc
+    for reward in spec.reward_functions:
+        column = reward.params.get("column")
+        if column and column not in dataset.columns:
+            raise LaunchError(
+                f"reward function {reward.name!r} reads column {column!r}, which dataset "
+                f"{dataset.name!r} does not have (columns: {', '.join(dataset.columns)})"
+            )
+
+
+def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
+    hyperparameters = validate_spec(spec, dataset)
+    run = runs.create_run(
+        session,
+        dataset=dataset,
+        strategy=spec.strategy,
+        base_model=spec.base_model,
+        name=spec.name,
+        hyperparameters=hyperparameters,
+        reward_functions=[r.model_dump() for r in spec.reward_functions],
+        backend=spec.backend,
+        queue=spec.queue or settings.default_queue,
+    )
+    runs.enqueue(run)
+    return run
+
+
+def json_float(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def run_public(session: Session, run: Run) -> RunPublic:
+    session.refresh(run)
+    public = RunPublic.model_validate(run)
+    if run.max_steps:
+        public.progress = min(1.0, run.step / run.max_steps)
+    best = checkpoints.best_checkpoint(session, run_id=run.id)
+    public.best_checkpoint = CheckpointPublic.model_validate(best) if best else None
+    return public

@@ -1,0 +1,86 @@
+"""Metric rows: written in batches by workers, read back (downsampled) for charts."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.models import Metric, utcnow
+
+
+def _encode(value: float) -> tuple[float | None, str | None]:
+    # NB: SQL can not portably represent NaN and infinities.
+    if math.isnan(value):
+        return None, "nan"
+    if math.isinf(value):
+        return None, "inf" if value > 0 else "-inf"
+    return value, None
+
+
+def _decode(value: float | None, special: str | None) -> float:
+    if special:
+        return float(special)
+    return float(value) if value is not None else float("nan")
+
+
+def log_batch(
+    session: Session, *, run_id: int, rows: Iterable[tuple[int, str, float, datetime]]
+) -> int:
+    """Insert (step, name, value, wall_time) rows in one statement. Caller commits."""
+    payload = []
+    for step, name, value, wall_time in rows:
+        stored, special = _encode(float(value))
+        payload.append(
+            {"run_id": run_id, "step": step, "name": name, "value": stored,
+             "special": special, "wall_time": wall_time or utcnow()}
+        )
+    if payload:
+        session.execute(insert(Metric), payload)
+    return len(payload)
+
+
+def metric_names(session: Session, *, run_ids: list[int]) -> dict[int, list[str]]:
+    found: dict[int, list[str]] = defaultdict(list)
+    rows = session.execute(
+        select(Metric.run_id, Metric.name).where(Metric.run_id.in_(run_ids)).distinct()
+    )
+    for run_id, name in rows:
+        found[run_id].append(name)
+    return {run_id: sorted(names) for run_id, names in found.items()}
+
+
+def read_series(
+    session: Session,
+    *,
+    run_ids: list[int],
+    names: list[str] | None = None,
+    with_time: bool = False,
+) -> dict[int, dict[str, list[tuple]]]:
+    """run_id → name → [(step, value[, wall_time])] sorted by step.
+
+    A resumed run may log a step twice (the step it resumed from); the later value wins.
+    """
+    query = select(Metric.run_id, Metric.name, Metric.step, Metric.value, Metric.special,
+                   Metric.wall_time).where(Metric.run_id.in_(run_ids))
+    if names:
+        query = query.where(Metric.name.in_(names))
+    query = query.order_by(Metric.run_id, Metric.name, Metric.step, Metric.id)
+    series: dict[int, dict[str, list[tuple]]] = defaultdict(lambda: defaultdict(list))
+    for run_id, name, step, value, special, wall_time in session.execute(query):
+        points = series[run_id][name]
+        point = (step, _decode(value, special), wall_time) if with_time else (step, _decode(value, special))
+        if points and points[-1][0] == step:
+            points[-1] = point
+        else:
+            points.append(point)
+    return {run_id: dict(by_name) for run_id, by_name in series.items()}
+
+
+def latest_values(session: Session, *, run_id: int) -> dict[str, float]:
+    series = read_series(session, run_ids=[run_id]).get(run_id, {})
+    return {name: points[-1][1] for name, points in series.items() if points}

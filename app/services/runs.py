@@ -1,0 +1,127 @@
+"""Runs: creation, the status state machine, cancel and listing. Every status change goes
+through ``transition`` so the allowed transitions in ``models.ALLOWED_TRANSITIONS`` hold."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import ALLOWED_TRANSITIONS, Dataset, Run, RunStatus, utcnow
+
+
+class RunStateError(ValueError):
+    """An illegal status change (e.g. cancelling a completed run)."""
+
+
+def transition(
+    session: Session, *, run_id: int, to: RunStatus, **fields: Any
+) -> bool:
+    """Atomically move a run to ``to`` if its current status allows it. Returns False otherwise.
+
+    ``UPDATE … WHERE status IN (allowed sources)`` makes concurrent claims and redelivered tasks
+    harmless: exactly one caller wins.
+    """
+    sources = [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+    values: dict[str, Any] = {"status": to, **fields}
+    if to == RunStatus.running:
+        values.setdefault("started_at", utcnow())
+    if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
+        values.setdefault("finished_at", utcnow())
+        values.setdefault("eta_seconds", None)
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.status.in_(sources))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return result.rowcount == 1
+
+
+def create_run(
+    session: Session,
+    *,
+    dataset: Dataset,
+    strategy: str,
+    base_model: str,
+    name: str | None,
+    hyperparameters: dict,
+    reward_functions: list[dict] | None = None,
+    backend: str = "auto",
+    queue: str = "training",
+) -> Run:
+    count = session.scalar(select(Run.id).order_by(Run.id.desc()).limit(1)) or 0
+    run = Run(
+        name=name or f"{strategy}-{base_model.rsplit('/', 1)[-1]}-{count + 1}",
+        strategy=strategy,
+        base_model=base_model,
+        dataset_id=dataset.id,
+        hyperparameters=hyperparameters,
+        reward_functions=reward_functions or [],
+        requested_backend=backend,
+        queue=queue,
+        status=RunStatus.queued,
+        max_steps=hyperparameters["max_steps"] if hyperparameters.get("max_steps", -1) > 0 else None,
+    )
+    session.add(run)
+    session.commit()
+    return run
+
+
+def enqueue(run: Run) -> None:
+    # Imported here: the web app must not need the worker's heavy imports at start-up.
+    from worker.tasks import train_run
+
+    train_run.apply_async(args=[run.id], queue=run.queue)
+
+
+def request_cancel(session: Session, *, run: Run) -> Run:
+    if run.status in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
+        raise RunStateError(
+            f"run {run.id} is already {run.status.value}; only queued or running runs can be cancelled"
+        )
+    session.execute(update(Run).where(Run.id == run.id).values(cancel_requested=True))
+    session.commit()
+    # A queued run never starts: cancel it now. A running one stops at its next step.
+    if run.status == RunStatus.queued:
+        transition(session, run_id=run.id, to=RunStatus.cancelled)
+    session.refresh(run)
+    return run
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | None = None,
+    strategy: str | None = None,
+    dataset_id: int | None = None,
+) -> list[Run]:
+    query = select(Run).order_by(Run.id.desc())
+    if status:
+        query = query.where(Run.status == RunStatus(status))
+    if strategy:
+        query = query.where(Run.strategy == strategy)
+    if dataset_id:
+        query = query.where(Run.dataset_id == dataset_id)
+    return list(session.scalars(query))
+
+
+def duration_seconds(run: Run) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at or utcnow()
+    start = run.started_at
+    if start.tzinfo is None:  # SQLite hands back naive datetimes
+        end = end.replace(tzinfo=None)
+    return max(0.0, (end - start).total_seconds())
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    from datetime import UTC
+
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,188 @@
+"""Shared fixtures: an isolated data directory per test session, a migrated database, and live
+TuneDeck servers (uvicorn + a real Celery worker) on SQLite + the embedded broker or on
+PostgreSQL + Redis."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="tunedeck-tests-"))
+# Models are shared by every server the tests start: building them once saves minutes.
+MODEL_CACHE = Path(os.environ.get("TUNEDECK_TEST_MODEL_CACHE", "/tmp/tunedeck-test-models"))
+POSTGRES_URL = os.environ.get("TUNEDECK_TEST_POSTGRES_URL",
+                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TUNEDECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+# In-process app under test: settings are read at import, so set them before any app import.
+os.environ["TUNEDECK_DATA_DIR"] = str(SESSION_DIR / "inprocess")
+os.environ["TUNEDECK_MODEL_CACHE"] = str(MODEL_CACHE)
+for key in ("TUNEDECK_DATABASE_URL", "TUNEDECK_BROKER_URL", "TUNEDECK_STORAGE_URL",
+            "TUNEDECK_HOST", "TUNEDECK_AUTH_TOKEN"):
+    os.environ.pop(key, None)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reset_postgres(url: str = POSTGRES_URL) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def scratch_postgres(name: str) -> str:
+    """A fresh database beside the test one, so schema tests never touch a live server's."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def reset_redis(url: str = REDIS_URL) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    data_dir: Path
+    env: dict
+    processes: list
+
+    def client(self, **kwargs) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kwargs)
+
+    def wait_for_run(self, run_id: int, statuses=("completed", "failed", "cancelled"),
+                     timeout: float = 240) -> dict:
+        deadline = time.monotonic() + timeout
+        with self.client() as client:
+            while time.monotonic() < deadline:
+                run = client.get(f"/api/runs/{run_id}").json()
+                if run["status"] in statuses:
+                    return run
+                time.sleep(0.5)
+        raise AssertionError(f"run {run_id} did not reach {statuses}: {run}\n{self.logs()}")
+
+    def logs(self) -> str:
+        out = []
+        for path in sorted(self.data_dir.glob("*.log")) + sorted(self.data_dir.rglob("train.log")):
+            out.append(f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}")
+        return "\n".join(out)
+
+
+def start_server(name: str, *, extra_env: dict | None = None, worker: bool = True) -> LiveServer:
+    data_dir = SESSION_DIR / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "TUNEDECK_DATA_DIR": str(data_dir), "TUNEDECK_MODEL_CACHE": str(MODEL_CACHE),
+           "TUNEDECK_PORT": str(port), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, env=env, check=True)
+    from app.cli import web_command, worker_command
+
+    processes = []
+    web_log = open(data_dir / "web.log", "wb")  # noqa: SIM115 (closed with the process)
+    processes.append(subprocess.Popen(web_command("127.0.0.1", port), cwd=ROOT, env=env,
+                                      stdout=web_log, stderr=subprocess.STDOUT))
+    if worker:
+        worker_log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
+        processes.append(subprocess.Popen(worker_command("training", name), cwd=ROOT, env=env,
+                                          stdout=worker_log, stderr=subprocess.STDOUT))
+    server = LiveServer(url=f"http://127.0.0.1:{port}", data_dir=data_dir, env=env,
+                        processes=processes)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_server(server)
+    raise RuntimeError(f"server {name} did not start:\n{server.logs()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    for proc in server.processes:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in server.processes:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def live_server():
+    """TuneDeck on its embedded defaults: SQLite (WAL) + the filesystem broker."""
+    server = start_server("embedded")
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def live_server_postgres():
+    """TuneDeck on its production parts: PostgreSQL + Redis."""
+    reset_postgres()
+    reset_redis()
+    server = start_server("postgres", extra_env={"TUNEDECK_DATABASE_URL": POSTGRES_URL,
+                                                 "TUNEDECK_BROKER_URL": REDIS_URL})
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_live_server(request):
+    """Both deployments, for tests that must hold on each."""
+    name = "live_server" if request.param == "sqlite" else "live_server_postgres"
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    return request.getfixturevalue(name)
+
+
+@pytest.fixture(scope="session")
+def migrated_app():
+    """The in-process app with its SQLite database migrated to head."""
+    from app.core.migrate import upgrade_to_head
+
+    upgrade_to_head()
+    from app.main import app
+
+    return app
+
+
+@pytest.fixture
+def client(migrated_app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(migrated_app) as test_client:
+        yield test_client
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)

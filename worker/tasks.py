@@ -1,0 +1,91 @@
+"""Celery tasks. The run row owns the state: a task claims its run atomically and trains it in a
+child process (so unsloth can be imported first, memory is freed after each run, and a crash in
+training never takes the worker down), heartbeating while it waits."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from app.core.config import settings
+from app.core.db import session_scope
+from app.models import Run, RunStatus, utcnow
+from app.services.runs import transition
+from worker.celery_app import celery_app
+
+log = logging.getLogger(__name__)
+HEARTBEAT_INTERVAL_S = 5.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    # If the worker is SIGKILLed, its training child must not train on as an orphan.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    os.setsid()
+
+
+def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(handle.readlines()[-lines:]).strip()
+    except OSError:
+        return ""
+
+
+@celery_app.task(name="tunedeck.train_run", ignore_result=True)
+def train_run(run_id: int) -> str:
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        attempt = (run.attempt if run else 0) + 1
+        claimed = run is not None and transition(
+            session, run_id=run_id, to=RunStatus.running, worker=worker_name,
+            heartbeat_at=utcnow(), attempt=attempt, error=None,
+        )
+    if not claimed:
+        log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
+        return "skipped"
+
+    log_path = settings.checkpoints_dir / str(run_id) / "train.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "worker.train_process", str(run_id)],
+            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+        )
+        while child.poll() is None:
+            _heartbeat(run_id)
+            time.sleep(HEARTBEAT_INTERVAL_S if child.poll() is None else 0)
+
+    if child.returncode != 0:
+        reason = (
+            f"training process killed by signal {-child.returncode}"
+            + (" (out of memory?)" if child.returncode == -signal.SIGKILL else "")
+            if child.returncode < 0
+            else f"training process exited with code {child.returncode}"
+        )
+        tail = _log_tail(log_path)
+        with session_scope() as session:
+            transition(session, run_id=run_id, to=RunStatus.failed,
+                       error=f"{reason}\n{tail}" if tail else reason)
+    return "done"
+
+
+def _heartbeat(run_id: int) -> None:
+    from sqlalchemy import update
+
+    with session_scope() as session:
+        session.execute(
+            update(Run).where(Run.id == run_id, Run.status == RunStatus.running)
+            .values(heartbeat_at=utcnow())
+        )
