@@ -34,7 +34,8 @@ def _maybe_import_unsloth(requested: str) -> bool:
 
 
 def build_job(run: Run):  # type: ignore[no-untyped-def]
-    from worker.training.config import TrainingJob, validate_hyperparameters
+    from worker.training import TrainingJob
+    from worker.training.config import validate_hyperparameters
 
     hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters).model_dump()
     reward_functions, reward_weights = build_rewards(run, hyperparameters)

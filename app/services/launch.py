@@ -41,6 +41,7 @@ def _format_validation_error(prefix: str, exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
+        error["msg"] = error["msg"].removeprefix("Value error, ")
         parts.append(f"{prefix}.{where}: {error['msg']}" if where else f"{prefix}: {error['msg']}")
     return "; ".join(parts)
 
@@ -106,8 +107,9 @@ def json_float(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def run_public(session: Session, run: Run) -> RunPublic:
-    session.refresh(run)
+def run_public(session: Session, run: Run, *, refresh: bool = True) -> RunPublic:
+    if refresh:
+        session.refresh(run)
     public = RunPublic.model_validate(run)
     if run.max_steps:
         public.progress = min(1.0, run.step / run.max_steps)
