@@ -1,6 +1,6 @@
-"""The contract between the Celery task and the training layer: a job in, progress out, a result back.
+"""The contract between the worker and the training layer: a job in, progress out, a result back.
 
-Kept free of torch/transformers imports so that the web app and the task module can import it cheaply;
+Free of torch/transformers imports so that the web app and the task module import it cheaply;
 the heavy work starts in ``worker.training.backends.train``.
 """
 

@@ -1,0 +1,162 @@
+"""Read a run's normalised JSONL dataset, apply the system prompt, and split off the eval rows.
+
+The row-level functions are pure (lists of dicts in and out); only ``load_datasets`` touches the
+file, the tokenizer and the ``datasets`` library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Columns each normalised format must have (TRL's standard/conversational dataset types).
+FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "prompt_completion": ("prompt", "completion"),
+    "conversational_prompt_completion": ("prompt", "completion"),
+    "messages": ("messages",),
+    "text": ("text",),
+    "prompt_only": ("prompt",),
+    "preference": ("chosen", "rejected"),
+    "conversational_preference": ("chosen", "rejected"),
+}
+STRATEGY_FORMATS: dict[str, tuple[str, ...]] = {
+    "sft": ("prompt_completion", "conversational_prompt_completion", "messages", "text"),
+    "grpo": ("prompt_only",),
+    "dpo": ("preference", "conversational_preference"),
+}
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; a bad line is reported with its number."""
+    rows = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path.name} line {number} is not valid JSON: {error.msg}"
+                ) from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path.name} line {number} is not a JSON object")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path.name} has no rows")
+    return rows
+
+
+def check_columns(rows: list[dict[str, Any]], *, strategy: str, dataset_format: str) -> None:
+    """Raise ValueError when the format does not suit the strategy or a row lacks a column."""
+    if dataset_format not in FORMAT_COLUMNS:
+        raise ValueError(
+            f"unknown dataset format {dataset_format!r}: "
+            f"expected one of {', '.join(FORMAT_COLUMNS)}"
+        )
+    accepted = STRATEGY_FORMATS[strategy]
+    if dataset_format not in accepted:
+        raise ValueError(
+            f"{strategy} needs a dataset in one of these formats: {', '.join(accepted)}"
+        )
+    for number, row in enumerate(rows, start=1):
+        missing = [column for column in FORMAT_COLUMNS[dataset_format] if row.get(column) is None]
+        if missing:
+            raise ValueError(f"row {number} has no {', '.join(missing)} (format {dataset_format})")
+
+
+def with_system_prompt(
+    row: dict[str, Any], *, dataset_format: str, system_prompt: str
+) -> dict[str, Any]:
+    """Return the row with the system prompt added; plain strings become conversations.
+
+    A row that already starts with a system message keeps it. "text" rows and preference rows
+    without a prompt have nowhere to put one and come back unchanged.
+    """
+    system = {"role": "system", "content": system_prompt}
+    if dataset_format == "messages":
+        return {**row, "messages": _prepend(system, row["messages"])}
+    if "prompt" not in row or dataset_format == "text":
+        return row
+    prompt = row["prompt"]
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    updated = {**row, "prompt": _prepend(system, prompt)}
+    # A conversational prompt needs conversational answers too.
+    for column in ("completion", "chosen", "rejected"):
+        if isinstance(row.get(column), str):
+            updated[column] = [{"role": "assistant", "content": row[column]}]
+    return updated
+
+
+def split_rows(
+    rows: list[dict[str, Any]], *, eval_split: float, seed: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Deterministic shuffle-split: the same rows and seed always give the same eval rows."""
+    if eval_split <= 0:
+        return rows, []
+    if len(rows) < 2:
+        raise ValueError("an eval split needs at least 2 rows")
+    eval_count = min(max(1, round(len(rows) * eval_split)), len(rows) - 1)
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held_out = set(order[:eval_count])
+    train = [row for index, row in enumerate(rows) if index not in held_out]
+    return train, [rows[index] for index in sorted(held_out)]
+
+
+def prompt_token_count(prompt: str | list[dict], tokenizer) -> int:
+    if isinstance(prompt, list):
+        prompt = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    return len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+
+
+def drop_long_prompts(
+    rows: list[dict[str, Any]], *, tokenizer, max_prompt_length: int
+) -> list[dict[str, Any]]:
+    """TRL 1.16 no longer truncates prompts; half a question would only teach nonsense."""
+    if not rows or "prompt" not in rows[0]:
+        return rows
+    kept = [
+        row for row in rows if prompt_token_count(row["prompt"], tokenizer) <= max_prompt_length
+    ]
+    if not kept:
+        raise ValueError(
+            f"every prompt is longer than max_prompt_length = {max_prompt_length} tokens"
+        )
+    if len(kept) < len(rows):
+        logger.warning(
+            "dropped %d rows with prompts over %d tokens", len(rows) - len(kept), max_prompt_length
+        )
+    return kept
+
+
+def load_datasets(job, hp, tokenizer):
+    """The job's dataset as (train, eval or None) ``datasets.Dataset`` objects ready for TRL."""
+    from datasets import Dataset
+
+    rows = read_rows(Path(job.dataset_path))
+    check_columns(rows, strategy=job.strategy, dataset_format=job.dataset_format)
+    if hp.system_prompt:
+        if job.dataset_format == "text":
+            logger.warning("system_prompt ignored: plain text rows have no place for it")
+        rows = [
+            with_system_prompt(r, dataset_format=job.dataset_format, system_prompt=hp.system_prompt)
+            for r in rows
+        ]
+    max_prompt_length = getattr(hp, "max_prompt_length", None)
+    if max_prompt_length:
+        rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
+    train, held_out = split_rows(rows, eval_split=hp.eval_split, seed=hp.seed)
+    return Dataset.from_list(train), Dataset.from_list(held_out) if held_out else None
+
+
+def _prepend(system: dict[str, str], messages: list[dict]) -> list[dict]:
+    if messages and messages[0].get("role") == "system":
+        return messages
+    return [system, *messages]

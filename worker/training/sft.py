@@ -1,0 +1,24 @@
+"""Supervised fine-tuning: TRL's SFTTrainer on prompt/completion, messages or text rows."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trl import SFTConfig, SFTTrainer
+
+if TYPE_CHECKING:
+    from worker.training import TrainingJob
+    from worker.training.backends import TrainerParts
+    from worker.training.config import SFTHyperparameters
+
+
+def build_sft_trainer(job: TrainingJob, hp: SFTHyperparameters, parts: TrainerParts) -> SFTTrainer:
+    return SFTTrainer(
+        model=parts.model,
+        args=SFTConfig(**hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)),
+        train_dataset=parts.train_dataset,
+        eval_dataset=parts.eval_dataset,
+        processing_class=parts.tokenizer,
+        peft_config=parts.peft_config,
+        callbacks=parts.callbacks,
+    )
