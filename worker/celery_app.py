@@ -18,6 +18,8 @@ def create_celery(cfg: Settings = settings) -> Celery:
             "data_folder_out": folder,
             "processed_folder": str(cfg.broker_dir.parent / "broker-processed"),
             "store_processed": False,
+            # Otherwise kombu writes its control exchange files into the current directory.
+            "control_folder": str(cfg.broker_dir.parent / "broker-control"),
             "polling_interval": cfg.broker_poll_interval,
         }
     elif cfg.celery_broker_url.startswith("redis"):

@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 
-from app.core.paths import TEMPLATES_DIR
+from app.api import page_helpers as helpers
+from app.api.deps import SessionDep, StoreDep
+from app.core.config import settings
+from app.core.paths import DEMO_DATA_DIR, TEMPLATES_DIR
+from app.models import Checkpoint, Dataset, Run
+from app.services import datasets as dataset_service
+from app.services import launch
+from app.services import runs as run_service
+from app.services.dataset_formats import DatasetError
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates.env.filters.update(
+    duration=helpers.human_duration, filesize=helpers.human_bytes, number=helpers.number,
+    format_label=helpers.format_label, short_metric=helpers.short_metric,
+)
+templates.env.globals.update(token_summary=helpers.token_summary)
+
+DEMO_FILE = "sft_demo.jsonl"
+DEMO_NAME = "SFT demo"
+# Looked up by code so that a link cannot put arbitrary text on the page.
+DEMO_ERRORS = {
+    "missing": f"The demo dataset ({DEMO_FILE}) is not part of this installation: upload a file "
+               "of your own instead.",
+}
+
+
+def _page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, context, status_code=status_code)
+
+
+def _not_found(request: Request, what: str) -> HTMLResponse:
+    return _page(request, "not_found.html", status_code=404, what=what)
 
 
 @router.get("/")
@@ -17,6 +47,80 @@ def index() -> RedirectResponse:
     return RedirectResponse("/runs", status_code=303)
 
 
+@router.get("/datasets", response_class=HTMLResponse)
+def datasets_page(request: Request, session: SessionDep, demo: str | None = None
+                  ) -> HTMLResponse:
+    return _page(request, "datasets/list.html", datasets=dataset_service.list_datasets(session),
+                 demo_error=DEMO_ERRORS.get(demo or ""), max_upload_mb=settings.max_upload_mb)
+
+
+@router.post("/datasets/demo")
+def load_demo_dataset(request: Request, session: SessionDep, store: StoreDep) -> Response:
+    path = DEMO_DATA_DIR / DEMO_FILE
+    if not path.is_file():
+        return RedirectResponse("/datasets?demo=missing", status_code=303)
+    existing = session.scalar(select(Dataset).where(
+        Dataset.name == DEMO_NAME, Dataset.original_filename == DEMO_FILE).limit(1))
+    if existing is not None:  # one click, one demo dataset
+        return RedirectResponse(f"/datasets/{existing.id}", status_code=303)
+    try:
+        dataset = dataset_service.create_dataset(
+            session, store=store, upload_path=path, filename=DEMO_FILE, name=DEMO_NAME)
+    except DatasetError as exc:
+        return _page(request, "datasets/list.html", status_code=422,
+                     datasets=dataset_service.list_datasets(session),
+                     max_upload_mb=settings.max_upload_mb,
+                     demo_error=f"The demo dataset is invalid: {exc}")
+    return RedirectResponse(f"/datasets/{dataset.id}", status_code=303)
+
+
+@router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
+def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: StoreDep
+                 ) -> HTMLResponse:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        return _not_found(request, f"Dataset {dataset_id}")
+    preview_error = None
+    try:
+        rows = dataset_service.preview(store, dataset, limit=20)
+    except OSError as exc:  # the stored file went missing or is unreadable
+        rows, preview_error = [], f"The stored rows could not be read: {exc}"
+    return _page(request, "datasets/detail.html", dataset=dataset, rows=rows,
+                 preview_error=preview_error, stats_rows=helpers.stats_rows(dataset.stats),
+                 runs=run_service.list_runs(session, dataset_id=dataset.id))
+
+
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "base.html", {})
+def runs_page(request: Request, session: SessionDep) -> HTMLResponse:
+    runs = [launch.run_public(session, run) for run in run_service.list_runs(session)]
+    names = {d.id: d.name for d in dataset_service.list_datasets(session)}
+    return _page(request, "runs/list.html", runs=runs, dataset_names=names)
+
+
+@router.get("/runs/new", response_class=HTMLResponse)
+def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
+    # Any form field can be pre-filled from the query string (the wizard links here).
+    prefill = dict(request.query_params)
+    strategies = {key: {"label": label, "description": description,
+                        "fields": helpers.hyperparameter_fields(key)}
+                  for key, (label, description) in helpers.FORM_STRATEGIES.items()}
+    strategy = prefill.get("strategy") if prefill.get("strategy") in strategies else "sft"
+    models = helpers.catalogue()
+    base_model = prefill.get("base_model", "")
+    return _page(request, "runs/new.html", datasets=dataset_service.list_datasets(session),
+                 prefill=prefill, strategies=strategies, strategy=strategy, models=models,
+                 model_keys=[m.key for m in models], base_model=base_model,
+                 primary_fields=helpers.PRIMARY_FIELDS)
+
+
+@router.get("/runs/{run_id}", response_class=HTMLResponse)
+def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse:
+    run = session.get(Run, run_id)
+    if run is None:
+        return _not_found(request, f"Run {run_id}")
+    public = launch.run_public(session, run)
+    checkpoints = session.scalars(
+        select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step))
+    return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
+                 checkpoints=list(checkpoints),
+                 model_name=helpers.model_label(run.base_model, helpers.catalogue()))

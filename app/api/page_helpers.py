@@ -1,0 +1,230 @@
+"""Pure helpers for the HTML pages: Jinja filters and the new-run form's fields. No I/O.
+
+The worker's catalogue and hyperparameter schemas are imported lazily: they import no torch, but
+the pages must still render (with plain text inputs) if they cannot be imported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+# Strategies this form can launch without extra inputs. GRPO needs a reward-function section
+# and is added here together with it; each strategy gets its own fieldset in runs/new.html.
+FORM_STRATEGIES = {
+    "sft": ("Supervised fine-tuning (SFT)",
+            "Teach the model to reproduce the completions in your dataset."),
+}
+# Shown outside "Advanced": what people change most often.
+PRIMARY_FIELDS = ("max_steps", "learning_rate")
+# The order of the Advanced section; other schema fields follow in schema order.
+FIELD_ORDER = (
+    "max_steps", "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "eval_split",
+    "eval_steps", "save_steps", "seed",
+)
+LABELS = {
+    "max_steps": ("Max steps", "Optimizer steps to train; -1 trains for num_train_epochs."),
+    "learning_rate": ("Learning rate", "2e-4 is a good start for LoRA."),
+    "lora_r": ("LoRA rank (r)", "Adapter capacity: 8–64 is typical."),
+    "lora_alpha": ("LoRA alpha", "Scaling of the adapter; often 2 × r."),
+    "lora_dropout": ("LoRA dropout", "0–0.1."),
+    "per_device_train_batch_size": ("Batch size", "Examples per step on each device."),
+    "gradient_accumulation_steps": ("Gradient accumulation", "Effective batch = batch × this."),
+    "max_length": ("Max length (tokens)", "Longer examples are truncated."),
+    "eval_split": ("Eval split", "Fraction held out for evaluation; 0 = no eval loss."),
+    "eval_steps": ("Eval every N steps", "Empty: at every checkpoint."),
+    "save_steps": ("Checkpoint every N steps", "Each checkpoint is a downloadable adapter."),
+    "seed": ("Seed", "Same seed, same data order and initial adapter."),
+    "lora_target_modules": ("LoRA target modules",
+                            "all-linear, or module names separated by commas."),
+    "num_train_epochs": ("Epochs", "Used when max steps is -1."),
+    "logging_steps": ("Log every N steps", ""),
+    "warmup_ratio": ("Warmup ratio", "Fraction of steps warming the learning rate up."),
+    "lr_scheduler_type": ("Learning rate schedule", ""),
+    "weight_decay": ("Weight decay", ""),
+    "system_prompt": ("System prompt", "Prepended to every example."),
+}
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    help: str
+    kind: str  # "int", "float", "choice", "text", "modules"
+    default: str  # as the input shows it; "" = let the server decide
+    optional: bool
+    choices: tuple[str, ...] = ()
+
+
+def _field_kind(annotation: Any) -> tuple[str, bool, tuple[str, ...]]:
+    """(kind, optional, choices) for a pydantic field annotation."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    optional = False
+    if origin in (typing.Union, types.UnionType):
+        optional = type(None) in args
+        rest = [a for a in args if a is not type(None)]
+        if any(typing.get_origin(a) is list for a in rest):
+            return "modules", optional, ()
+        annotation = rest[0] if len(rest) == 1 else str
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "choice", optional, tuple(str(a) for a in args)
+    if annotation is bool:
+        return "choice", optional, ("true", "false")
+    if annotation is int:
+        return "int", optional, ()
+    if annotation is float:
+        return "float", optional, ()
+    return "text", optional, ()
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def fields_for_schema(schema: Any) -> list[FormField]:
+    """Form fields of a pydantic model, in FIELD_ORDER then schema order."""
+    names = list(schema.model_fields)
+    ordered = [n for n in FIELD_ORDER if n in names] + [n for n in names if n not in FIELD_ORDER]
+    fields = []
+    for name in ordered:
+        info = schema.model_fields[name]
+        kind, optional, choices = _field_kind(info.annotation)
+        label, help_text = LABELS.get(name, (name.replace("_", " ").capitalize(), ""))
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        fields.append(FormField(name=name, label=label, help=help_text or info.description or "",
+                                kind=kind, default=_show(default), optional=optional,
+                                choices=choices))
+    return fields
+
+
+def fallback_fields() -> list[FormField]:
+    """Without the schema: the usual fields, empty, so the server's defaults apply."""
+    kinds = {"learning_rate": "float", "lora_dropout": "float", "eval_split": "float"}
+    return [FormField(name=n, label=LABELS[n][0], help=LABELS[n][1], kind=kinds.get(n, "int"),
+                      default="", optional=True) for n in FIELD_ORDER]
+
+
+def hyperparameter_fields(strategy: str) -> list[FormField]:
+    try:
+        from worker.training.config import HYPERPARAMETER_SCHEMAS
+    except ImportError:
+        return fallback_fields()
+    schema = HYPERPARAMETER_SCHEMAS.get(strategy)
+    return fields_for_schema(schema) if schema is not None else fallback_fields()
+
+
+def catalogue() -> list[Any]:
+    """Catalogue models (.key, .display_name, .description), or [] when it cannot be imported."""
+    try:
+        from worker.training.models import CATALOGUE
+    except ImportError:
+        return []
+    return list(CATALOGUE)
+
+
+def model_label(key: str, models: list[Any]) -> str:
+    for model in models:
+        if model.key == key:
+            return model.display_name
+    return key
+
+
+def format_label(format: str | None) -> str:
+    if not format:
+        return "unknown"
+    try:
+        from app.services.dataset_formats import FORMAT_LABELS
+    except ImportError:
+        FORMAT_LABELS = {}  # noqa: N806
+    label = FORMAT_LABELS.get(format, format.replace("_", " "))
+    return label[:1].upper() + label[1:]
+
+
+def human_duration(seconds: float | None) -> str:
+    """'45 s', '2 min 10 s', '1 h 5 min', '2 d 3 h'; '' when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return ""
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total} s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def human_bytes(size: int | None) -> str:
+    if size is None:
+        return ""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def number(value: Any) -> str:
+    """Integers with thousands separators, floats with 4 significant digits, the rest as is."""
+    if isinstance(value, bool) or value is None:
+        return "—" if value is None else str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def short_metric(name: str | None) -> str:
+    """'loss (moving average of 5)' → 'loss (avg)': fits a table cell; the title keeps it all."""
+    return re.sub(r"\s*\(moving average of \d+\)", " (avg)", name or "")
+
+
+SUMMARY_KEYS = ("min", "mean", "median", "p95", "max")
+
+
+def token_summary(stats: Any) -> tuple[Any, Any] | None:
+    """(mean, p95) tokens per row (the ``total`` field when present), or None if absent."""
+    fields = stats.get("fields") if isinstance(stats, dict) else None
+    if not isinstance(fields, dict) or not fields:
+        return None
+    chosen = fields.get("total") or next(iter(fields.values()))
+    tokens = chosen.get("tokens") if isinstance(chosen, dict) else None
+    if not isinstance(tokens, dict) or "mean" not in tokens:
+        return None
+    return tokens.get("mean"), tokens.get("p95")
+
+
+def stats_rows(stats: Any) -> list[tuple[str, str, list[Any]]]:
+    """(field, unit, [min, mean, median, p95, max]) rows for whatever length stats were stored."""
+    fields = stats.get("fields") if isinstance(stats, dict) else None
+    if not isinstance(fields, dict):
+        return []
+    rows = []
+    for field, units in fields.items():
+        if not isinstance(units, dict):
+            continue
+        for unit, summary in units.items():
+            if isinstance(summary, dict):
+                rows.append((field, unit, [summary.get(k) for k in SUMMARY_KEYS]))
+    return rows

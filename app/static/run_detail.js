@@ -1,0 +1,200 @@
+/* Run page: poll the run, its metrics and checkpoints every 2 s while it is queued or running;
+   one final refresh when it ends. Charts are Plotly (served from the installed wheel). */
+(function () {
+  "use strict";
+  var root = document.getElementById("run-detail");
+  if (!root) return;
+  var runId = root.getAttribute("data-run-id");
+  var base = "/api/runs/" + runId;
+  var last = { status: root.getAttribute("data-status"), step: null, best: null };
+
+  function $(id) { return document.getElementById(id); }
+  function field(scope, name) { return scope.querySelector('[data-field="' + name + '"]'); }
+
+  // ---- Run header, progress, error, actions ------------------------------------------------
+  function applyRun(run) {
+    var header = root.querySelector(".page-header");
+    TuneDeck.setBadge(field(header, "status"), run.status);
+    root.setAttribute("data-status", run.status);
+    TuneDeck.setProgress(field(root, "progress"), run);
+    field(root, "progress_text").textContent = TuneDeck.progressText(run);
+    field(root, "epoch").textContent = run.epoch === null ? "" : "epoch " + run.epoch.toFixed(2) + " · ";
+    TuneDeck.setTime(field(root, "started_at"), run.started_at);
+    TuneDeck.setTime(field(root, "finished_at"), run.finished_at);
+    if (run.backend || run.device) {
+      field(root, "backend").textContent = run.backend || run.requested_backend;
+      field(root, "device").textContent = run.device || "?";
+      $("backend-info").hidden = false;
+    }
+    $("error-box").hidden = run.status !== "failed";
+    field($("error-box"), "error").textContent = run.error || "";
+    var active = TuneDeck.TERMINAL.indexOf(run.status) < 0;
+    var cancel = $("cancel-button");
+    cancel.hidden = !active;
+    if (run.cancel_requested) { cancel.disabled = true; cancel.textContent = "Stopping…"; }
+    $("cancel-notice").hidden = !(run.cancel_requested && run.status === "running");
+    $("download-best").hidden = !run.best_checkpoint;
+  }
+
+  // Rendered disabled: a click before this script runs would do nothing.
+  $("cancel-button").disabled = root.hasAttribute("data-cancel-requested");
+  $("cancel-button").addEventListener("click", function () {
+    var button = this;
+    button.disabled = true;
+    TuneDeck.showError($("action-error"), "");
+    TuneDeck.api("POST", base + "/cancel").then(function (result) {
+      if (result.ok) { applyRun(result.data); return; }
+      button.disabled = false;
+      TuneDeck.showError($("action-error"), result.error);
+    });
+  });
+
+  // ---- Charts ------------------------------------------------------------------------------
+  // Bookkeeping values the trainer logs that are not training curves.
+  var SKIP = /^(epoch|step|total_flos|num_tokens|num_input_tokens_seen|runtime|train_runtime|train_loss)$|_per_second$/;
+  var FIRST = ["loss", "learning_rate", "grad_norm"];
+  var COLORS = ["#4f46e5", "#f97316", "#0ea5e9", "#16a34a", "#db2777", "#a16207"];
+  var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+
+  function groupOf(name) {
+    return name === "eval_loss" ? "loss" : name.replace(/^eval_/, "");
+  }
+
+  function titleOf(group) {
+    var text = group.replace(/[_/]+/g, " ").trim();
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  function groups(metrics) {
+    var found = {};
+    Object.keys(metrics).sort().forEach(function (name) {
+      if (SKIP.test(name.replace(/^eval_/, "")) || !metrics[name].length) return;
+      var group = groupOf(name);
+      (found[group] = found[group] || []).push(name);
+    });
+    return found;
+  }
+
+  function traces(names, metrics) {
+    // Train curve first (data[0] of chart-loss is the loss), evaluation overlaid dashed.
+    names.sort(function (a, b) { return (a.indexOf("eval_") === 0) - (b.indexOf("eval_") === 0); });
+    return names.map(function (name, i) {
+      var points = metrics[name];
+      var isEval = name.indexOf("eval_") === 0;
+      return {
+        x: points.map(function (p) { return p[0]; }), y: points.map(function (p) { return p[1]; }),
+        name: name, type: "scatter", mode: isEval || points.length < 30 ? "lines+markers" : "lines",
+        line: { color: COLORS[i % COLORS.length], width: 2, dash: isEval ? "dash" : "solid" },
+        marker: { size: isEval ? 7 : 4 },
+      };
+    });
+  }
+
+  function layout(showLegend) {
+    var axis = { gridcolor: "#eef2f7", zeroline: false, linecolor: "#cbd5e1", automargin: true };
+    return {
+      margin: { l: 56, r: 16, t: showLegend ? 28 : 8, b: 40 },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+      font: { family: FONT, size: 12, color: "#475569" },
+      xaxis: Object.assign({ title: { text: "step" }, rangemode: "tozero" }, axis),
+      yaxis: Object.assign({ exponentformat: "power" }, axis),
+      showlegend: showLegend, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+      hovermode: "x unified", uirevision: "keep",
+    };
+  }
+
+  var CONFIG = { displaylogo: false, responsive: true,
+                 modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
+
+  function chartDiv(group) {
+    var id = "chart-" + group.replace(/[^A-Za-z0-9_-]+/g, "-");
+    var div = $(id);
+    if (div) return div;
+    var wrap = document.createElement("div");
+    var title = document.createElement("h3");
+    title.textContent = titleOf(group);
+    div = document.createElement("div");
+    div.id = id;
+    div.className = "chart chart-small";
+    wrap.appendChild(title);
+    wrap.appendChild(div);
+    $("charts-extra").appendChild(wrap);
+    return div;
+  }
+
+  function drawCharts(metrics) {
+    if (typeof Plotly === "undefined") {
+      $("chart-loss-empty").textContent = "Charts could not load (/static/vendor/plotly.min.js).";
+      return;
+    }
+    var found = groups(metrics);
+    var order = FIRST.filter(function (g) { return found[g]; })
+      .concat(Object.keys(found).filter(function (g) { return FIRST.indexOf(g) < 0; }).sort());
+    order.forEach(function (group) {
+      var data = traces(found[group], metrics);
+      var div = group === "loss" ? $("chart-loss") : chartDiv(group);
+      if (group === "loss") {
+        $("chart-loss-empty").hidden = true;
+        div.classList.remove("is-empty");
+      }
+      Plotly.react(div, data, layout(data.length > 1), CONFIG);
+    });
+  }
+
+  function refreshMetrics() {
+    return TuneDeck.api("GET", base + "/metrics").then(function (result) {
+      if (result.ok) drawCharts(result.data.metrics);
+    });
+  }
+
+  // ---- Checkpoints -------------------------------------------------------------------------
+  function renderCheckpoints(checkpoints) {
+    var tbody = document.querySelector("#checkpoints-table tbody");
+    var template = $("checkpoint-row-template");
+    tbody.textContent = "";
+    checkpoints.forEach(function (c) {
+      var row = template.content.firstElementChild.cloneNode(true);
+      field(row, "step").textContent = c.step;
+      field(row, "metric_name").textContent = c.metric_name || "—";
+      field(row, "metric_value").textContent = TuneDeck.number(c.metric_value);
+      field(row, "best").hidden = !c.is_best;
+      TuneDeck.setTime(field(row, "created_at"), c.created_at);
+      field(row, "download").href = base + "/checkpoints/" + c.step + "/download";
+      tbody.appendChild(row);
+    });
+    $("checkpoint-count").textContent = checkpoints.length;
+    $("checkpoints-wrap").hidden = !checkpoints.length;
+    $("checkpoints-empty").hidden = !!checkpoints.length;
+  }
+
+  function refreshCheckpoints() {
+    return TuneDeck.api("GET", base + "/checkpoints").then(function (result) {
+      if (result.ok) renderCheckpoints(result.data);
+    });
+  }
+
+  // ---- Polling -----------------------------------------------------------------------------
+  function tick() {
+    return TuneDeck.api("GET", base).then(function (result) {
+      if (!result.ok) return true;
+      var run = result.data;
+      applyRun(run);
+      var best = run.best_checkpoint ? run.best_checkpoint.id + ":" + run.best_checkpoint.step : null;
+      var changed = run.step !== last.step || best !== last.best || run.status !== last.status;
+      last = { status: run.status, step: run.step, best: best };
+      var terminal = TuneDeck.TERMINAL.indexOf(run.status) >= 0;
+      if (terminal && !$("chart-loss").data) {
+        $("chart-loss-empty").textContent = "This run logged no loss.";
+      }
+      var work = [refreshMetrics()];
+      if (changed || terminal) work.push(refreshCheckpoints());
+      // Terminal: this was the final refresh; stop polling.
+      return Promise.all(work).then(function () { return !terminal; });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    refreshMetrics();
+    if (TuneDeck.TERMINAL.indexOf(last.status) < 0) TuneDeck.poll(tick, 2000);
+  });
+})();

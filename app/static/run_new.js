@@ -1,0 +1,160 @@
+/* New run form: strategy sections, base model "other", submit as JSON, errors at the field. */
+(function () {
+  "use strict";
+  var form = document.getElementById("run-form");
+  if (!form) return;
+  var modelSelect = document.getElementById("field-base_model");
+  var modelOther = document.getElementById("field-base_model_other");
+  var modelHint = document.getElementById("base-model-hint");
+  var errorBox = document.getElementById("run-error");
+  var submit = document.getElementById("run-submit");
+  var submitStatus = document.getElementById("run-submit-status");
+
+  function strategy() {
+    var checked = form.querySelector('input[name="strategy"]:checked');
+    return checked ? checked.value : "sft";
+  }
+
+  function activeSection() {
+    return form.querySelector('.strategy-section[data-strategy="' + strategy() + '"]');
+  }
+
+  function showStrategy() {
+    form.querySelectorAll(".strategy-section").forEach(function (section) {
+      var active = section.getAttribute("data-strategy") === strategy();
+      section.hidden = !active;
+      // Hidden sections must not submit or validate.
+      section.querySelectorAll("input, select, textarea").forEach(function (el) { el.disabled = !active; });
+    });
+  }
+
+  function showModel() {
+    if (!modelSelect) return;
+    var other = modelSelect.value === "__other__";
+    modelOther.hidden = !other;
+    var option = modelSelect.selectedOptions[0];
+    modelHint.textContent = other
+      ? "A local folder with config.json, or a Hugging Face hub id such as org/model."
+      : (option && option.getAttribute("data-description")) || "";
+  }
+
+  form.querySelectorAll('input[name="strategy"]').forEach(function (radio) {
+    radio.addEventListener("change", showStrategy);
+  });
+  if (modelSelect) modelSelect.addEventListener("change", showModel);
+  showStrategy();
+  showModel();
+  submit.disabled = false;  // rendered disabled until this script handles the submit
+
+  function fieldBox(name) {
+    var scope = activeSection();
+    var box = scope && scope.querySelector('[data-field-name="' + name + '"]');
+    return box || form.querySelector('[data-field-name="' + name + '"]');
+  }
+
+  function clearErrors() {
+    TuneDeck.showError(errorBox, "");
+    form.querySelectorAll(".invalid").forEach(function (el) { el.classList.remove("invalid"); });
+    form.querySelectorAll(".field-error").forEach(function (el) { TuneDeck.showError(el, ""); });
+    form.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+  }
+
+  function markField(name, message) {
+    var box = fieldBox(name);
+    if (!box) return null;
+    box.classList.add("invalid");
+    var input = box.querySelector("input:not([hidden]), select");
+    if (input) input.setAttribute("aria-invalid", "true");
+    TuneDeck.showError(box.querySelector(".field-error"), message);
+    var details = box.closest("details");
+    if (details) details.open = true;
+    return input;
+  }
+
+  /* "hyperparameters.lora_r: Input should be ...; base_model 'x' is not ..." → mark each field. */
+  function markErrors(detail) {
+    var first = null;
+    String(detail || "").split("; ").forEach(function (part) {
+      var match = /^hyperparameters\.([A-Za-z0-9_]+)/.exec(part) ||
+        /^(base_model|name|dataset_id|strategy)\b/.exec(part);
+      if (match) {
+        var input = markField(match[1], part.replace(/^[^:]*:\s*/, ""));
+        first = first || input;
+      }
+    });
+    if (first) first.focus();
+  }
+
+  function parseValue(input) {
+    var raw = input.value.trim();
+    var kind = input.getAttribute("data-kind");
+    if (raw === "") return undefined;
+    if (kind === "int" && /^-?\d+$/.test(raw)) return parseInt(raw, 10);
+    if (kind === "float" && raw !== "" && isFinite(Number(raw))) return Number(raw);
+    if (kind === "modules" && raw !== "all-linear") {
+      return raw.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+    }
+    return raw;  // the server names the problem when a value does not fit
+  }
+
+  function collect() {
+    var problems = [];
+    var hyperparameters = {};
+    activeSection().querySelectorAll("[data-hp]").forEach(function (input) {
+      if (input.validity && input.validity.badInput) {
+        problems.push(["hp", input.name, "enter a number"]);
+        return;
+      }
+      var value = parseValue(input);
+      if (value !== undefined) hyperparameters[input.name] = value;
+    });
+    var baseModel = modelSelect && modelSelect.value !== "__other__"
+      ? modelSelect.value : modelOther.value.trim();
+    if (!baseModel) problems.push(["top", "base_model", "enter a local folder or a hub id"]);
+    var body = {
+      dataset_id: parseInt(form.elements.dataset_id.value, 10),
+      strategy: strategy(),
+      base_model: baseModel,
+      hyperparameters: hyperparameters,
+    };
+    var name = form.elements.name.value.trim();
+    if (name) body.name = name;
+    return { body: body, problems: problems };
+  }
+
+  // Editing a field clears its error mark.
+  form.addEventListener("input", function (event) {
+    var box = event.target.closest(".invalid");
+    if (!box) return;
+    box.classList.remove("invalid");
+    event.target.removeAttribute("aria-invalid");
+    TuneDeck.showError(box.querySelector(".field-error"), "");
+  });
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    clearErrors();
+    var collected = collect();
+    if (collected.problems.length) {
+      var messages = collected.problems.map(function (p) {
+        return (p[0] === "hp" ? "hyperparameters." : "") + p[1] + ": " + p[2];
+      });
+      TuneDeck.showError(errorBox, messages.join("\n"));
+      markErrors(messages.join("; "));
+      return;
+    }
+    submit.disabled = true;
+    submitStatus.textContent = "Checking the configuration…";
+    TuneDeck.api("POST", "/api/runs", collected.body).then(function (result) {
+      if (result.ok) {
+        submitStatus.textContent = "Queued: opening the run…";
+        window.location.assign("/runs/" + result.data.id);
+        return;
+      }
+      submit.disabled = false;
+      submitStatus.textContent = "";
+      TuneDeck.showError(errorBox, result.error);
+      markErrors(result.error);
+    });
+  });
+})();
