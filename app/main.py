@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from app.api.routes import checkpoints, datasets, health, pages, runs
+from app.api.routes import api_docs, checkpoints, datasets, health, pages, runs
 from app.core.paths import STATIC_DIR
 
 
@@ -20,10 +20,10 @@ def _validation_error(_request: Request, exc: RequestValidationError) -> JSONRes
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="TuneDeck", version="0.1.0",
+    app = FastAPI(title="TuneDeck", version="0.1.0", docs_url=None, redoc_url=None,
                   description="Launch, watch and compare LoRA fine-tuning runs.")
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    for module in (health, datasets, runs, checkpoints, pages):
+    for module in (health, datasets, runs, checkpoints, pages, api_docs):
         app.include_router(module.router)
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
