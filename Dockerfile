@@ -5,7 +5,10 @@ ARG EXTRAS=""
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 TUNEDECK_DATA_DIR=/data
 WORKDIR /app
-RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
+# GPU images also take torchvision from the CUDA index: Unsloth imports it, and PyPI's build need
+# not match this torch (a mismatch breaks `import unsloth`).
+RUN case ",${EXTRAS}," in *,gpu,*) vision=torchvision ;; esac; \
+    pip install torch==2.13.0 ${vision:-} --index-url ${TORCH_INDEX}
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY worker ./worker

@@ -55,9 +55,24 @@ def _supervise(processes: list[subprocess.Popen]) -> int:
     return 0
 
 
+def refuse_open_bind(host: str) -> bool:
+    """True (after saying why) when TuneDeck must not listen on ``host`` as configured."""
+    from app.core.security import bind_refusal
+
+    reason = bind_refusal(host, settings.auth_token)
+    if reason:
+        print(f"tunedeck: {reason}", file=sys.stderr, flush=True)
+        return True
+    # The app reads its own bind host (the allowed Host names).
+    os.environ["TUNEDECK_HOST"] = host
+    return False
+
+
 def up(args: argparse.Namespace) -> int:
-    migrate()
     host, port = args.host or settings.host, args.port or settings.port
+    if refuse_open_bind(host):
+        return 2
+    migrate()
     processes = [subprocess.Popen(web_command(host, port))]
     processes += worker_processes(gpus=None, queues=settings.default_queue)
     print(f"TuneDeck is running at http://{host}:{port} (data in {settings.resolved_data_dir}); "
@@ -66,21 +81,29 @@ def up(args: argparse.Namespace) -> int:
 
 
 def web(args: argparse.Namespace) -> int:
+    host = args.host or settings.host
+    if refuse_open_bind(host):
+        return 2
     migrate()
-    os.execv(sys.executable, web_command(args.host or settings.host, args.port or settings.port))
+    os.execv(sys.executable, web_command(host, args.port or settings.port))
     return 0
+
+
+def worker_layout(*, gpus: str | None, queues: str) -> list[tuple[dict[str, str], str, str]]:
+    """(extra environment, queues, name) per worker process: one per GPU, or one without --gpus."""
+    if not gpus:
+        return [({}, queues, "tunedeck")]
+    indices = [g.strip() for g in gpus.split(",") if g.strip()]
+    if not indices or not all(g.isdigit() for g in indices) or len(set(indices)) != len(indices):
+        raise SystemExit(f"--gpus takes distinct GPU indices such as 0,1 (got {gpus!r})")
+    # Each GPU also listens on its own queue so a run can target it (queue "gpu-<n>").
+    return [({"CUDA_VISIBLE_DEVICES": g}, f"{queues},gpu-{g}", f"gpu{g}") for g in indices]
 
 
 def worker_processes(*, gpus: str | None, queues: str) -> list[subprocess.Popen]:
     """One worker process per GPU (pinned with CUDA_VISIBLE_DEVICES), or one without --gpus."""
-    if not gpus:
-        return [subprocess.Popen(worker_command(queues))]
-    processes = []
-    for gpu in [g.strip() for g in gpus.split(",") if g.strip()]:
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-        # Each GPU also listens on its own queue so a run can target it (queue "gpu-<n>").
-        processes.append(subprocess.Popen(worker_command(f"{queues},gpu-{gpu}", f"gpu{gpu}"), env=env))
-    return processes
+    return [subprocess.Popen(worker_command(worker_queues, name), env={**os.environ, **env})
+            for env, worker_queues, name in worker_layout(gpus=gpus, queues=queues)]
 
 
 def worker(args: argparse.Namespace) -> int:

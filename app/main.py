@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from app.api.routes import api_docs, checkpoints, datasets, health, pages, runs
+from app.api.errors import out_of_range
+from app.api.routes import (
+    api_docs,
+    checkpoints,
+    datasets,
+    evaluation_pages,
+    evaluations,
+    health,
+    pages,
+    runs,
+)
+from app.api.routes import auth as auth_routes
+from app.api.routes import compare as compare_routes
+from app.api.routes import rewards as reward_routes
+from app.api.routes import wizard as wizard_routes
+from app.core import security
+from app.core.config import settings
 from app.core.paths import STATIC_DIR
 
 
@@ -16,15 +40,51 @@ def _validation_error(_request: Request, exc: RequestValidationError) -> JSONRes
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"] if p != "body")
         messages.append(f"{where}: {error['msg']}" if where else error["msg"])
-    return JSONResponse({"detail": "; ".join(messages), "errors": exc.errors()}, status_code=422)
+    # A body sent with the wrong content type arrives as bytes: not JSON-serialisable as is.
+    errors = jsonable_encoder(exc.errors(),
+                              custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+    return JSONResponse({"detail": "; ".join(messages), "errors": errors}, status_code=422)
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    # Every web process reaps runs of dead workers (services/reaper.py; concurrent reapers agree).
+    from app.core.db import SessionLocal
+    from app.services.reaper import ReaperThread
+
+    reaper = ReaperThread(SessionLocal, lost_after_s=settings.worker_lost_after_s)
+    reaper.start()
+    try:
+        yield
+    finally:
+        reaper.stop()
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="TuneDeck", version="0.1.0", docs_url=None, redoc_url=None,
-                  description="Launch, watch and compare LoRA fine-tuning runs.")
+                  description="Launch, watch and compare LoRA fine-tuning runs.",
+                  lifespan=_lifespan)
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    for error in (OverflowError, DataError):  # e.g. an id beyond 64 bits
+        app.add_exception_handler(error, out_of_range)
     for module in (health, datasets, runs, checkpoints, pages, api_docs):
         app.include_router(module.router)
+    app.include_router(reward_routes.router)
+    app.include_router(wizard_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(evaluations.router)
+    app.include_router(evaluation_pages.router)
+    app.include_router(compare_routes.router)
+    # Pages get `csrf_token` (base.html's meta tag, forms) whichever route module renders them.
+    for name, module in list(sys.modules.items()):
+        templates = getattr(module, "templates", None) if name.startswith("app.api.") else None
+        if isinstance(templates, Jinja2Templates) and (
+                security.template_context not in templates.context_processors):
+            templates.context_processors.append(security.template_context)
+    # Added last = runs first: Host check, then auth/CSRF (core/security.py).
+    app.add_middleware(security.SecurityMiddleware, auth_token=settings.auth_token,
+                       trusted_hosts=settings.allowed_hosts)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings))
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:

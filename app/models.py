@@ -48,15 +48,18 @@ class RunStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-# The one place that says how a run's status may change; terminal states never change.
+# The one place that says how a run's status may change. Finished states never change, with one
+# exception: a failed or cancelled run goes back to queued through services.runs.resume_run only
+# (it checks for a checkpoint to continue from); a completed run is final.
 ALLOWED_TRANSITIONS: dict[RunStatus, set[RunStatus]] = {
     RunStatus.queued: {RunStatus.running, RunStatus.cancelled, RunStatus.failed},
     RunStatus.running: {RunStatus.completed, RunStatus.failed, RunStatus.cancelled},
     RunStatus.completed: set(),
-    RunStatus.failed: set(),
-    RunStatus.cancelled: set(),
+    RunStatus.failed: {RunStatus.queued},
+    RunStatus.cancelled: {RunStatus.queued},
 }
-TERMINAL_STATUSES = {s for s, nxt in ALLOWED_TRANSITIONS.items() if not nxt}
+RESUMABLE_STATUSES = {RunStatus.failed, RunStatus.cancelled}
+TERMINAL_STATUSES = {RunStatus.completed, RunStatus.failed, RunStatus.cancelled}
 
 
 class Dataset(Base):
@@ -164,3 +167,82 @@ class Sample(Base):
     rewards: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobStatus(enum.StrEnum):
+    """Status of an evaluation or a playground generation (claimed atomically like a run)."""
+
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class Evaluation(Base):
+    """A checkpoint (or the base model alone, without a run) scored on held-out rows."""
+
+    __tablename__ = "evaluation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("run.id", ondelete="CASCADE"), index=True
+    )
+    # NULL: the base model alone.
+    checkpoint_step: Mapped[int | None] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(300))
+    strategy: Mapped[str] = mapped_column(String(16))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"))
+    # "eval": the run's held-out split; "dataset": every row of dataset_id.
+    split: Mapped[str] = mapped_column(String(16))
+    scorers: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # limit, max_new_tokens, samples (k) and why it was queued (e.g. automatically).
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", native_enum=False, length=16),
+        default=JobStatus.queued,
+    )
+    error: Mapped[str | None] = mapped_column(Text)
+    results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EvaluationExample(Base):
+    __tablename__ = "evaluation_example"
+    __table_args__ = (
+        Index("ix_evaluation_example_evaluation_id_index", "evaluation_id", "index", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluation.id", ondelete="CASCADE"))
+    index: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    base_output: Mapped[str | None] = mapped_column(Text)
+    tuned_output: Mapped[str | None] = mapped_column(Text)
+    base_scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tuned_scores: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Generation(Base):
+    """A playground request: one prompt answered by the base model and by the adapter."""
+
+    __tablename__ = "generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    checkpoint_step: Mapped[int] = mapped_column(Integer)
+    prompt: Mapped[str] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", native_enum=False, length=16),
+        default=JobStatus.queued,
+    )
+    base_output: Mapped[str | None] = mapped_column(Text)
+    tuned_output: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,13 @@ class DatasetPublic(BaseModel):
 
 
 class RewardFunctionIn(BaseModel):
+    """A GRPO reward function: a built-in one by name (see GET /api/reward-functions for names,
+    descriptions and default params), or, when the server sets TUNEDECK_ALLOW_CUSTOM_REWARDS=true,
+    pasted Python as {"name": "custom", "weight": 1.0, "params": {"code": "def reward(completions,
+    **kwargs): ..."}} returning one number (or null) per completion; dataset columns arrive as
+    lists in kwargs. Custom code runs in a limited subprocess and is dry-run on two dataset rows
+    before the run is queued."""
+
     name: str = Field(examples=["exact_answer"])
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict)
@@ -100,3 +107,36 @@ class SamplePublic(BaseModel):
 
 
 RunPublic.model_rebuild()
+
+
+class StrategyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Optional here so that a missing answer gets the tree's own message naming it.
+    labelled: bool | None = None
+    verifiable: bool | None = None
+    num_examples: int | None = Field(default=None, ge=0)
+    reasoning_helps: bool | None = None
+    dataset_id: int | None = Field(default=None, description="count the rows of this dataset")
+    answer_type: Literal["number", "text", "json", "free"] | None = None
+
+
+class StrategyStep(BaseModel):
+    question_id: str
+    question: str
+    answer: str
+
+
+class StrategyAdvice(BaseModel):
+    strategy: Literal["sft", "grpo", "dpo"]
+    leaf: str
+    path: list[StrategyStep]
+    explanation: str
+    data_format: dict[str, Any]
+    caveats: list[str]
+    preset: dict[str, Any]
+    answer_type: str | None
+    suggested_rewards: list[dict[str, Any]]
+    launch_url: str
+    num_examples: int | None
+    large_threshold: int

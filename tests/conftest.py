@@ -31,6 +31,8 @@ os.environ["TUNEDECK_MODEL_CACHE"] = str(MODEL_CACHE)
 for key in ("TUNEDECK_DATABASE_URL", "TUNEDECK_BROKER_URL", "TUNEDECK_STORAGE_URL",
             "TUNEDECK_HOST", "TUNEDECK_AUTH_TOKEN"):
     os.environ.pop(key, None)
+# TestClient's requests say "Host: testserver" (the Host check refuses unknown names).
+os.environ["TUNEDECK_ALLOWED_HOSTS"] = '["testserver"]'
 
 
 def free_port() -> int:

@@ -13,14 +13,18 @@ import subprocess
 import sys
 import time
 
+from celery.signals import worker_ready
+
 from app.core.config import settings
 from app.core.db import session_scope
 from app.models import Run, RunStatus, utcnow
+from app.services.reaper import dead_on_this_host, heartbeat_interval, reap_lost_runs
 from app.services.runs import transition
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
-HEARTBEAT_INTERVAL_S = 5.0
+# Kept well under the reaper's threshold (see app/services/reaper.py).
+HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
 PR_SET_PDEATHSIG = 1
 
 
@@ -84,8 +88,27 @@ def train_run(run_id: int) -> str:
 def _heartbeat(run_id: int) -> None:
     from sqlalchemy import update
 
-    with session_scope() as session:
-        session.execute(
-            update(Run).where(Run.id == run_id, Run.status == RunStatus.running)
-            .values(heartbeat_at=utcnow())
-        )
+    try:
+        with session_scope() as session:
+            session.execute(
+                update(Run).where(Run.id == run_id, Run.status == RunStatus.running)
+                .values(heartbeat_at=utcnow())
+            )
+    except Exception:  # a database blip must not abandon the training child; retry next beat
+        log.exception("heartbeat for run %s failed", run_id)
+
+
+@worker_ready.connect
+def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Runs whose worker died are failed now rather than left "running" until a web reaper looks.
+
+    A worker of this host that no longer exists is known dead after a few missed heartbeats; any
+    other worker only after the full threshold (it may be alive on another machine).
+    """
+    try:
+        with session_scope() as session:
+            reap_lost_runs(session, lost_after_s=settings.worker_lost_after_s)
+            reap_lost_runs(session, lost_after_s=3 * HEARTBEAT_INTERVAL_S,
+                           only=dead_on_this_host(socket.gethostname()))
+    except Exception:
+        log.exception("reaping lost runs at worker start failed")

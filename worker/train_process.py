@@ -67,9 +67,26 @@ def build_job(run: Run):  # type: ignore[no-untyped-def]
 def build_rewards(run: Run, hyperparameters: dict) -> tuple[list, list[float] | None]:
     if run.strategy != "grpo":
         return [], None
-    from worker.rewards import build_reward_functions, validate_reward_config
+    from worker.rewards import ReasoningTags
+    from worker.rewards.run_rewards import build_run_rewards, validate_run_rewards
 
-    return build_reward_functions(validate_reward_config(run.reward_functions))
+    # Checked again here: the setting may have been turned off since the run was queued.
+    configs = validate_run_rewards(run.reward_functions, allow_custom=settings.allow_custom_rewards)
+    tags = ReasoningTags(hyperparameters["reasoning_tag"], hyperparameters["answer_tag"])
+    return build_run_rewards(configs, tags=tags)
+
+
+def failure_message(exc: BaseException) -> str:
+    """What the run page shows: a user's own mistake in its words, anything else with its type."""
+    from worker.rewards import RewardConfigError
+    from worker.sandbox import CustomRewardError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, CustomRewardError | RewardConfigError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return f"{type(exc).__name__}: {exc}"
 
 
 def main(run_id: int) -> int:
@@ -78,27 +95,40 @@ def main(run_id: int) -> int:
         run = session.get(Run, run_id)
         if run is None or run.status != RunStatus.running:
             return 0
-        requested = run.requested_backend
+        requested, base_model = run.requested_backend, run.base_model
     try:
-        _maybe_import_unsloth(requested)
+        unsloth_imported = _maybe_import_unsloth(requested)
+        from worker.model_sync import share_catalogue_model
         from worker.reporting import DbReporter
-        from worker.training.backends import train
+        from worker.training.backends import resolve_backend, train
 
         with session_scope() as session:
             run = session.get(Run, run_id)
+            # Shown on the run page while it trains; fails fast when this worker cannot run it.
+            run.backend, run.device = resolve_backend(requested, unsloth_usable=unsloth_imported)
+        # Workers on other hosts reuse a converted catalogue model through artifact storage.
+        share_catalogue_model(base_model, cache_dir=settings.model_cache_dir, store=store)
+        with session_scope() as session:
+            run = session.get(Run, run_id)
             job, output_key = build_job(run)
+            job.backend = run.backend  # "auto" resolved above, by what this process imported
         reporter = DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key)
         result = train(job, reporter)
         reporter.flush()
     except Exception as exc:  # the run records why; the worker stays up
         traceback.print_exc()
         with session_scope() as session:
-            transition(session, run_id=run_id, to=RunStatus.failed,
-                       error=f"{type(exc).__name__}: {exc}")
+            transition(session, run_id=run_id, to=RunStatus.failed, error=failure_message(exc))
         return 0
     with session_scope() as session:
         status = RunStatus.cancelled if result.stopped else RunStatus.completed
-        transition(session, run_id=run_id, to=status, backend=result.backend, device=result.device)
+        completed = transition(session, run_id=run_id, to=status, backend=result.backend,
+                               device=result.device) and status == RunStatus.completed
+    if completed:  # evaluate the best checkpoint on the eval split (see services/evaluations.py)
+        from app.services.evaluations import auto_evaluate
+
+        with session_scope() as session:
+            auto_evaluate(session, run_id=run_id)
     return 0
 
 

@@ -18,9 +18,17 @@ from typing import Any
 FORM_STRATEGIES = {
     "sft": ("Supervised fine-tuning (SFT)",
             "Teach the model to reproduce the completions in your dataset."),
+    "grpo": ("Reinforcement fine-tuning (GRPO)",
+             "Sample answers to your prompts and learn from reward functions; no completions "
+             "needed."),
+    "dpo": ("Preference tuning (DPO)",
+            "Prefer the chosen over the rejected reply in prompt/chosen/rejected pairs."),
 }
 # Shown outside "Advanced": what people change most often.
-PRIMARY_FIELDS = ("max_steps", "learning_rate")
+PRIMARY_FIELDS = ("max_steps", "learning_rate", "beta", "loss_type", "num_generations",
+                  "max_completion_length", "temperature", "sample_every_steps")
+# Inputs a strategy renders itself (runs/strategy_<key>.html), left out of the generic fields.
+OWN_FIELDS = {"grpo": ("system_prompt", "reasoning_tag", "answer_tag")}
 # The order of the Advanced section; other schema fields follow in schema order.
 FIELD_ORDER = (
     "max_steps", "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
@@ -48,6 +56,21 @@ LABELS = {
     "lr_scheduler_type": ("Learning rate schedule", ""),
     "weight_decay": ("Weight decay", ""),
     "system_prompt": ("System prompt", "Prepended to every example."),
+    "load_in_4bit": ("Load in 4-bit", "QLoRA: needs the unsloth backend on a CUDA GPU."),
+    "beta": ("Beta", "How strongly training stays near the base model: DPO 0.1, GRPO 0.04."),
+    "loss_type": ("Loss type", "The default (DPO: sigmoid, GRPO: dapo) suits most runs."),
+    "max_prompt_length": ("Max prompt length (tokens)",
+                          "Rows with longer prompts are dropped; empty keeps every row."),
+    "num_generations": ("Generations per prompt",
+                        "Completions sampled per prompt; batch × accumulation must hold whole "
+                        "groups."),
+    "max_completion_length": ("Max completion (tokens)", "Longer completions are cut off."),
+    "temperature": ("Temperature", "Sampling temperature: higher explores more."),
+    "top_p": ("Top-p", "Nucleus sampling; 1 samples from the whole distribution."),
+    "sample_every_steps": ("Store samples every N steps",
+                           "Prompts, completions and rewards shown on the run page."),
+    "steps_per_generation": ("Steps per generation", "Empty: gradient accumulation steps."),
+    "generation_batch_size": ("Generation batch size", "Empty: batch × steps per generation."),
 }
 
 
@@ -124,7 +147,17 @@ def hyperparameter_fields(strategy: str) -> list[FormField]:
     except ImportError:
         return fallback_fields()
     schema = HYPERPARAMETER_SCHEMAS.get(strategy)
-    return fields_for_schema(schema) if schema is not None else fallback_fields()
+    fields = fields_for_schema(schema) if schema is not None else fallback_fields()
+    return [f for f in fields if f.name not in OWN_FIELDS.get(strategy, ())]
+
+
+def reward_descriptions() -> dict[str, str]:
+    """Built-in GRPO reward names → one-line descriptions ({} when the worker is not importable)."""
+    try:
+        from worker.rewards import REWARD_FUNCTIONS
+    except ImportError:
+        return {}
+    return {name: spec.description for name, spec in REWARD_FUNCTIONS.items()}
 
 
 def catalogue() -> list[Any]:

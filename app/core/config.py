@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
@@ -28,20 +30,34 @@ class Settings(BaseSettings):
     max_upload_mb: int = 200
     # Required when host is not local (see core/security.py).
     auth_token: str = ""
+    # Host names the server answers to besides localhost and `host` (DNS-rebinding guard), e.g.
+    # TUNEDECK_ALLOWED_HOSTS='["tunedeck.example.com"]'.
+    allowed_hosts: list[str] = Field(default_factory=list)
     # Wizard: labelled examples at or above this count as "large" (rule of thumb).
     large_dataset_threshold: int = 1000
     # Pasted Python reward functions run in a sandboxed subprocess only when enabled.
     allow_custom_rewards: bool = False
+    # Evaluate a finished run's best checkpoint on its eval split automatically.
+    auto_evaluate: bool = True
     # Default Celery queue a run goes to; workers listen on it.
     default_queue: str = "training"
-    # Seconds without a heartbeat before a running run is marked failed ("worker lost").
-    worker_lost_after_s: int = Field(default=60, ge=5)
+    # Seconds without a heartbeat before a running run is marked failed ("worker lost"); with the
+    # reaper's pass every ≤ 10 s a dead worker is noticed within a minute (services/reaper.py).
+    worker_lost_after_s: int = Field(default=45, ge=5)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.
     storage_url: str = ""
     # Extra options for fsspec (e.g. endpoint_url for an S3-compatible server), as JSON.
-    storage_options: dict = Field(default_factory=dict)
+    storage_options: Annotated[dict, NoDecode] = Field(default_factory=dict)
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _parse_storage_options(cls, value: object) -> object:
+        # NB: compose passes an unset variable as "": read that as "no options".
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
 
     @model_validator(mode="after")
     def _refuse_open_without_token(self) -> Settings:

@@ -7,7 +7,9 @@ taken from user input.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import fsspec
@@ -24,21 +26,50 @@ class ArtifactStore:
         self.cache_dir = cache_dir
 
     def _path(self, key: str) -> str:
-        if key.startswith("/") or ".." in key.split("/"):
+        parts = key.split("/")
+        # Keys are generated, but a bad one must never reach outside the store's root.
+        if not key or "\\" in key or any(part in ("", ".", "..") for part in parts):
             raise ValueError(f"invalid storage key {key!r}")
         return f"{self.root}/{key}"
+
+    def _fresh(self) -> None:
+        # fsspec caches remote listings per process; another host may have written since.
+        if not self.is_local:
+            self.fs.invalidate_cache()
 
     def put_file(self, local: Path, key: str) -> None:
         target = self._path(key)
         self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         self.fs.put_file(str(local), target)
 
-    def put_dir(self, local: Path, key: str) -> None:
-        for path in sorted(local.rglob("*")):
-            if path.is_file():
-                self.put_file(path, f"{key}/{path.relative_to(local).as_posix()}")
+    def put_dir(self, local: Path, key: str, *, last: str | None = None) -> None:
+        """Upload a folder; ``last`` (a file name in it) goes up after all others, so that its
+        presence tells readers on other hosts that the folder is complete."""
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        files.sort(key=lambda path: path.relative_to(local).as_posix() == last)
+        for path in files:
+            self.put_file(path, f"{key}/{path.relative_to(local).as_posix()}")
+
+    def get_dir(self, key: str, local: Path) -> None:
+        """Download a folder to ``local``, which appears complete or not at all."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{local.name}-", dir=local.parent))
+        try:
+            for name in self.list_files(key):
+                target = partial / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.fs.get_file(f"{self._path(key)}/{name}", str(target))
+            partial.chmod(0o755)  # mkdtemp's owner-only mode would hide it from other accounts
+            try:
+                partial.replace(local)
+            except OSError:
+                if not local.is_dir():  # else another process finished the same download first
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
     def exists(self, key: str) -> bool:
+        self._fresh()
         return self.fs.exists(self._path(key))
 
     def local_path(self, key: str) -> Path:
@@ -49,16 +80,22 @@ class ArtifactStore:
         if not local.exists():
             local.parent.mkdir(parents=True, exist_ok=True)
             source = self._path(key)
+            self._fresh()
             if self.fs.isdir(source):
-                self.fs.get(source + "/", str(local), recursive=True)
+                self.get_dir(key, local)
             else:
-                tmp = local.with_name(local.name + ".part")
-                self.fs.get_file(source, str(tmp))
-                tmp.replace(local)
+                handle, tmp = tempfile.mkstemp(prefix=f".{local.name}-", dir=local.parent)
+                os.close(handle)
+                try:
+                    self.fs.get_file(source, tmp)
+                    os.replace(tmp, local)  # readers never see half a file
+                finally:
+                    Path(tmp).unlink(missing_ok=True)
         return local
 
     def list_files(self, key: str) -> list[str]:
         base = self._path(key)
+        self._fresh()
         found = self.fs.find(base)
         return sorted(p[len(base) + 1 :] for p in found)
 
@@ -76,7 +113,8 @@ class ArtifactStore:
 
 def make_store(cfg: Settings = settings) -> ArtifactStore:
     url = cfg.storage_url or f"file://{cfg.resolved_data_dir / 'artifacts'}"
-    return ArtifactStore(url, cache_dir=cfg.resolved_data_dir / "cache", options=cfg.storage_options)
+    cache_dir = cfg.resolved_data_dir / "cache"
+    return ArtifactStore(url, cache_dir=cache_dir, options=cfg.storage_options)
 
 
 store = make_store()

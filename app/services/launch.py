@@ -61,29 +61,57 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     except ValueError as exc:
         raise LaunchError(f"hyperparameters: {exc}") from exc
     validate_base_model(spec.base_model)
+    if hyperparameters.load_in_4bit and spec.backend == "trl":
+        # "auto" may still pick Unsloth on a GPU worker; "trl" never can load 4-bit weights.
+        raise LaunchError("hyperparameters.load_in_4bit: 4-bit loading needs the unsloth backend: "
+                          "use backend 'unsloth' or 'auto', or turn it off")
     if spec.strategy == "grpo":
         validate_rewards(spec, dataset)
     elif spec.reward_functions:
-        raise LaunchError("reward_functions apply to GRPO runs only: remove them or use strategy 'grpo'")
+        raise LaunchError(
+            "reward_functions apply to GRPO runs only: remove them or use strategy 'grpo'"
+        )
     return hyperparameters.model_dump(mode="json")
 
 
-def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
-    from worker.rewards import RewardConfigError, validate_reward_config
+def checked_rewards(spec: RunCreate) -> list[dict]:
+    """The run's reward functions with default params filled in; raises LaunchError."""
+    from worker.rewards import RewardConfigError
+    from worker.rewards.run_rewards import validate_run_rewards
 
     if not spec.reward_functions:
         raise LaunchError("a GRPO run needs at least one reward function, e.g. exact_answer")
     try:
-        validate_reward_config([r.model_dump() for r in spec.reward_functions])
+        configs = validate_run_rewards([r.model_dump() for r in spec.reward_functions],
+                                       allow_custom=settings.allow_custom_rewards)
     except RewardConfigError as exc:
         raise LaunchError(f"reward_functions: {exc}") from exc
-    for reward in spec.reward_functions:
-        column = reward.params.get("column")
+    return [config.as_dict() for config in configs]
+
+
+def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
+    for reward in checked_rewards(spec):
+        column = reward["params"].get("column")
         if column and column not in dataset.columns:
             raise LaunchError(
-                f"reward function {reward.name!r} reads column {column!r}, which dataset "
+                f"reward function {reward['name']!r} reads column {column!r}, which dataset "
                 f"{dataset.name!r} does not have (columns: {', '.join(dataset.columns)})"
             )
+        if reward["name"] == "custom":
+            dry_run_custom_reward(reward["params"]["code"], dataset)
+
+
+def dry_run_custom_reward(code: str, dataset: Dataset) -> None:
+    """Call the pasted reward on two dataset rows now, so that a broken one never gets queued."""
+    from app.core.storage import store
+    from app.services.datasets import read_rows
+    from worker.sandbox import CustomRewardError
+    from worker.sandbox import dry_run_custom_reward as dry_run
+
+    try:
+        dry_run(code, read_rows(store, dataset, limit=2))
+    except CustomRewardError as exc:
+        raise LaunchError(f"reward_functions: custom: {exc} (dry run on 2 dataset rows)") from exc
 
 
 def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
@@ -95,7 +123,7 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
         base_model=spec.base_model,
         name=spec.name,
         hyperparameters=hyperparameters,
-        reward_functions=[r.model_dump() for r in spec.reward_functions],
+        reward_functions=checked_rewards(spec) if spec.strategy == "grpo" else [],
         backend=spec.backend,
         queue=spec.queue or settings.default_queue,
     )

@@ -1,4 +1,4 @@
-"""Runs: creation, the status state machine, cancel and listing. Every status change goes
+"""Runs: creation, the status state machine, cancel, resume and listing. Every status change goes
 through ``transition`` so the allowed transitions in ``models.ALLOWED_TRANSITIONS`` hold."""
 
 from __future__ import annotations
@@ -6,10 +6,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
-from app.models import ALLOWED_TRANSITIONS, Dataset, Run, RunStatus, utcnow
+from app.core.storage import ArtifactStore
+from app.models import (
+    ALLOWED_TRANSITIONS,
+    RESUMABLE_STATUSES,
+    Checkpoint,
+    Dataset,
+    Metric,
+    Run,
+    RunStatus,
+    Sample,
+    utcnow,
+)
 
 
 class RunStateError(ValueError):
@@ -17,12 +28,14 @@ class RunStateError(ValueError):
 
 
 def transition(
-    session: Session, *, run_id: int, to: RunStatus, **fields: Any
+    session: Session, *, run_id: int, to: RunStatus, only_if: ColumnElement[bool] | None = None,
+    **fields: Any,
 ) -> bool:
     """Atomically move a run to ``to`` if its current status allows it. Returns False otherwise.
 
     ``UPDATE … WHERE status IN (allowed sources)`` makes concurrent claims and redelivered tasks
-    harmless: exactly one caller wins.
+    harmless: exactly one caller wins. ``only_if`` adds a condition checked in the same statement
+    (the reaper: "and its heartbeat is still stale").
     """
     sources = [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
     values: dict[str, Any] = {"status": to, **fields}
@@ -31,9 +44,12 @@ def transition(
     if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
         values.setdefault("finished_at", utcnow())
         values.setdefault("eta_seconds", None)
+    conditions = [Run.id == run_id, Run.status.in_(sources)]
+    if only_if is not None:
+        conditions.append(only_if)
     result = session.execute(
         update(Run)
-        .where(Run.id == run_id, Run.status.in_(sources))
+        .where(*conditions)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
@@ -64,7 +80,9 @@ def create_run(
         requested_backend=backend,
         queue=queue,
         status=RunStatus.queued,
-        max_steps=hyperparameters["max_steps"] if hyperparameters.get("max_steps", -1) > 0 else None,
+        max_steps=(
+            hyperparameters["max_steps"] if hyperparameters.get("max_steps", -1) > 0 else None
+        ),
     )
     session.add(run)
     session.commit()
@@ -81,13 +99,56 @@ def enqueue(run: Run) -> None:
 def request_cancel(session: Session, *, run: Run) -> Run:
     if run.status in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
         raise RunStateError(
-            f"run {run.id} is already {run.status.value}; only queued or running runs can be cancelled"
+            f"run {run.id} is already {run.status.value}; "
+            "only queued or running runs can be cancelled"
         )
     session.execute(update(Run).where(Run.id == run.id).values(cancel_requested=True))
     session.commit()
     # A queued run never starts: cancel it now. A running one stops at its next step.
     if run.status == RunStatus.queued:
         transition(session, run_id=run.id, to=RunStatus.cancelled)
+    session.refresh(run)
+    return run
+
+
+def resume_point(session: Session, *, run: Run, store: ArtifactStore) -> Checkpoint | None:
+    """The latest checkpoint that still holds the trainer state a resume needs, if any."""
+    rows = session.scalars(
+        select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step.desc())
+    )
+    for checkpoint in rows:
+        if store.exists(f"{checkpoint.storage_key}/trainer_state.json"):
+            return checkpoint
+    return None
+
+
+def resume_run(session: Session, *, run: Run, store: ArtifactStore) -> Run:
+    """Queue a failed or cancelled run again from its latest checkpoint. Caller enqueues it.
+
+    Raises RunStateError when the run is not resumable (the API answers 409).
+    """
+    if run.status not in RESUMABLE_STATUSES:
+        raise RunStateError(
+            f"run {run.id} is {run.status.value}; only failed or cancelled runs can be resumed"
+        )
+    checkpoint = resume_point(session, run=run, store=store)
+    if checkpoint is None:
+        raise RunStateError(f"run {run.id} saved no checkpoint to resume from: launch it again")
+    resumed = transition(
+        session, run_id=run.id, to=RunStatus.queued, resumed_from_step=checkpoint.step,
+        step=checkpoint.step, cancel_requested=False, error=None, finished_at=None,
+        eta_seconds=None, worker=None, heartbeat_at=None,
+    )
+    if not resumed:  # someone else resumed (or changed) it between our read and our update
+        session.refresh(run)
+        raise RunStateError(f"run {run.id} is now {run.status.value}: it cannot be resumed")
+    # The new attempt logs the steps after the checkpoint again: drop the old attempt's points
+    # there so the curves continue from the checkpoint with no stale tail.
+    for model in (Metric, Sample):
+        session.execute(
+            delete(model).where(model.run_id == run.id, model.step > checkpoint.step)
+        )
+    session.commit()
     session.refresh(run)
     return run
 

@@ -69,9 +69,11 @@ _TEXT = {q.id: q.text for q in QUESTIONS}
 class MissingAnswer(ValueError):
     """The tree reached a question that has no answer yet; ``field`` names it."""
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, path: list[PathStep] | None = None):
         super().__init__(message)
         self.field = field
+        self.path = path or []
+        """The steps answered before the missing one (the wizard highlights them)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,7 @@ def _walk(answers: StrategyAnswers, large_threshold: int) -> tuple[list[PathStep
                 "verifiable",
                 "the tree needs 'verifiable' when labelled is false: "
                 "can correctness be checked automatically?",
+                path=path,
             )
         path.append(step("verifiable", yes_no(answers.verifiable)))
         return path, "rft_grpo_unlabelled" if answers.verifiable else "rlhf_dpo"
@@ -221,6 +224,7 @@ def _walk(answers: StrategyAnswers, large_threshold: int) -> tuple[list[PathStep
             "num_examples",
             "the tree needs 'num_examples' when labelled is true: "
             "how many labelled examples are there?",
+            path=path,
         )
     large = n >= large_threshold
     path.append(step("num_examples", f"{n:,} ({'>=' if large else '<'} {large_threshold:,})"))
@@ -231,6 +235,7 @@ def _walk(answers: StrategyAnswers, large_threshold: int) -> tuple[list[PathStep
             "reasoning_helps",
             f"the tree needs 'reasoning_helps' when there are fewer than {large_threshold:,} "
             "labelled examples: does reasoning (chain of thought) help?",
+            path=path,
         )
     path.append(step("reasoning_helps", yes_no(answers.reasoning_helps)))
     return path, "rft_grpo_reasoning" if answers.reasoning_helps else "sft_tiny"
@@ -263,9 +268,10 @@ def next_question(answers: StrategyAnswers, *, large_threshold: int) -> str | No
     return None
 
 
-# Small LoRA runs, close to Unsloth's notebooks; keys are TRL config names (plus lora_*).
+# Small LoRA runs, close to Unsloth's notebooks (warmup_steps=5 of 60 there); keys are fields of
+# worker.training.config's hyperparameter schemas, so a preset launches as it is.
 _COMMON = dict(
-    lora_r=16, lora_alpha=32, lora_dropout=0.0, max_steps=60, warmup_steps=5, logging_steps=1
+    lora_r=16, lora_alpha=32, lora_dropout=0.0, max_steps=60, warmup_ratio=0.1, logging_steps=1
 )
 HYPERPARAMETER_PRESETS: dict[str, dict[str, Any]] = {
     "sft": {
@@ -286,7 +292,6 @@ HYPERPARAMETER_PRESETS: dict[str, dict[str, Any]] = {
         "max_completion_length": 128,
         "beta": 0.04,
         "temperature": 0.9,
-        "max_grad_norm": 0.1,
     },
     "dpo": {
         **_COMMON,

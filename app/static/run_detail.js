@@ -34,6 +34,9 @@
     if (run.cancel_requested) { cancel.disabled = true; cancel.textContent = "Stopping…"; }
     $("cancel-notice").hidden = !(run.cancel_requested && run.status === "running");
     $("download-best").hidden = !run.best_checkpoint;
+    // Failed or cancelled runs with a checkpoint continue from it (POST /resume).
+    $("resume-button").hidden = !((run.status === "failed" || run.status === "cancelled") &&
+                                  run.best_checkpoint);
   }
 
   // Rendered disabled: a click before this script runs would do nothing.
@@ -49,6 +52,21 @@
     });
   });
 
+  $("resume-button").addEventListener("click", function () {
+    var button = this;
+    button.disabled = true;
+    TuneDeck.showError($("action-error"), "");
+    TuneDeck.api("POST", base + "/resume").then(function (result) {
+      button.disabled = false;
+      if (!result.ok) { TuneDeck.showError($("action-error"), result.error); return; }
+      applyRun(result.data);
+      last.status = result.data.status;
+      $("cancel-button").disabled = false;
+      $("cancel-button").textContent = "Cancel run";
+      TuneDeck.poll(tick, 2000);  // the earlier loop stopped when the run ended
+    });
+  });
+
   // ---- Charts ------------------------------------------------------------------------------
   // Bookkeeping values the trainer logs that are not training curves.
   var SKIP = /^(epoch|step|total_flos|num_tokens|num_input_tokens_seen|runtime|train_runtime|train_loss)$|_per_second$/;
@@ -57,7 +75,35 @@
   var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 
   function groupOf(name) {
+    if (DPO) return dpoGroup(name);
+    if (GRPO) return grpoGroup(name);
     return name === "eval_loss" ? "loss" : name.replace(/^eval_/, "");
+  }
+
+  // ---- DPO: preference curves right after the loss; chosen and rejected share a chart ------
+  // so that the gap between them (the margin) reads at a glance. Train and eval overlay as usual.
+  var DPO = root.getAttribute("data-strategy") === "dpo";
+  var DPO_PAIRED = /^(rewards|logps|logits)\/(chosen|rejected)$/;
+  if (DPO) FIRST.splice(1, 0, "rewards/margins", "rewards/accuracies", "rewards/chosen vs rejected");
+
+  function dpoGroup(name) {
+    var base = name === "eval_loss" ? "loss" : name.replace(/^eval_/, "");
+    var paired = DPO_PAIRED.exec(base);
+    return paired ? paired[1] + "/chosen vs rejected" : base;
+  }
+
+  // ---- GRPO: total reward and each function's mean share the page's Reward chart (#chart-reward,
+  // runs/_grpo_panels.html); spreads, completion lengths and clip ratios are grouped likewise.
+  var GRPO = root.getAttribute("data-strategy") === "grpo";
+  if (GRPO) FIRST.splice(1, 0, "kl", "entropy", "completion length", "completions/clipped_ratio");
+
+  function grpoGroup(name) {
+    var base = name === "eval_loss" ? "loss" : name.replace(/^eval_/, "");
+    if (/^rewards\/[^/]+\/mean$/.test(base)) return "reward";
+    if (base === "reward_std" || /^rewards\/[^/]+\/std$/.test(base)) return "reward std";
+    if (/^completions\/.*length$/.test(base)) return "completion length";
+    if (/^clip_ratio\//.test(base)) return "clip ratio";
+    return base;
   }
 
   function titleOf(group) {
@@ -133,10 +179,10 @@
     order.forEach(function (group) {
       var data = traces(found[group], metrics);
       var div = group === "loss" ? $("chart-loss") : chartDiv(group);
-      if (group === "loss") {
-        $("chart-loss-empty").hidden = true;
-        div.classList.remove("is-empty");
-      }
+      // Charts the page places itself (loss; GRPO's reward) carry a "no points yet" note.
+      var note = div.querySelector(".chart-empty");
+      if (note) note.hidden = true;
+      div.classList.remove("is-empty");
       Plotly.react(div, data, layout(data.length > 1), CONFIG);
     });
   }

@@ -76,10 +76,17 @@
     var first = null;
     String(detail || "").split("; ").forEach(function (part) {
       var match = /^hyperparameters\.([A-Za-z0-9_]+)/.exec(part) ||
-        /^(base_model|name|dataset_id|strategy)\b/.exec(part);
+        /^(base_model|name|dataset_id|strategy|backend|queue|reward_functions)\b/.exec(part);
       if (match) {
         var input = markField(match[1], part.replace(/^[^:]*:\s*/, ""));
         first = first || input;
+      } else if (/^hyperparameters: /.test(part)) {
+        // A rule across fields (GRPO: batch × accumulation vs num_generations): mark each named.
+        activeSection().querySelectorAll("[data-hp]").forEach(function (el) {
+          if (!new RegExp("\\b" + el.name + "\\b").test(part)) return;
+          var named = markField(el.name, part.replace(/^[^:]*:\s*/, ""));
+          first = first || named;
+        });
       }
     });
     if (first) first.focus();
@@ -119,6 +126,18 @@
     };
     var name = form.elements.name.value.trim();
     if (name) body.name = name;
+    // Where it runs: sent only when changed, so the server's defaults apply otherwise.
+    if (form.elements.backend && form.elements.backend.value !== "auto") {
+      body.backend = form.elements.backend.value;
+    }
+    var queue = form.elements.queue ? form.elements.queue.value.trim() : "";
+    if (queue) body.queue = queue;
+    // GRPO's reward rows come from its own section (strategy_grpo.html, run_new_grpo.js).
+    if (body.strategy === "grpo" && window.TuneDeckGrpo) {
+      var rewards = window.TuneDeckGrpo.collect();
+      body.reward_functions = rewards.rewards;
+      rewards.problems.forEach(function (p) { problems.push(["top", "reward_functions", p]); });
+    }
     return { body: body, problems: problems };
   }
 

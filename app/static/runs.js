@@ -81,7 +81,8 @@
   }
 
   TuneDeck.poll(function () {
-    return TuneDeck.api("GET", "/api/runs").then(function (result) {
+    // The page's own query holds its filters (status, strategy, dataset_id), as /api/runs takes them.
+    return TuneDeck.api("GET", "/api/runs" + window.location.search).then(function (result) {
       if (!result.ok) return;
       return refreshDatasetNames(result.data).then(function () { render(result.data); });
     });

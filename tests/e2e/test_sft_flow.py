@@ -94,7 +94,8 @@ def test_upload_launch_watch_and_download(live_server, page, screenshot, tmp_pat
     page.fill("input[name=lora_dropout]", "1.5")
     page.click("#run-submit")
     expect(page.locator("#run-error")).to_contain_text("hyperparameters.lora_dropout")
-    lora_dropout = page.locator('[data-field-name="lora_dropout"]')
+    # Scoped to SFT: every strategy's section has a lora_dropout field.
+    lora_dropout = page.locator('#advanced-sft [data-field-name="lora_dropout"]')
     expect(lora_dropout).to_have_class(re.compile("invalid"))
     expect(lora_dropout.locator(".field-error")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/runs/new"))

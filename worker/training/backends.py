@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from worker.training import Reporter, TrainingJob, TrainResult
 from worker.training.config import TrainingHyperparameters, validate_hyperparameters
 from worker.training.models import load_model_and_tokenizer
+from worker.training.unsloth_backend import UnslothBackend
 
 BACKEND_CHOICES = ("auto", "trl", "unsloth")
 
@@ -31,6 +32,15 @@ class TrainerParts:
     callbacks: list
     reporter: Reporter
     on_cpu: bool
+    # The backend's own TRL config settings (Unsloth: its checkpointing, vLLM generation).
+    config_overrides: dict = field(default_factory=dict)
+
+    def config(self, config_class: type, arguments: dict):  # type: ignore[no-untyped-def]
+        """The strategy's TRL config: the run's arguments, the backend's overrides, and the
+        names the installed TRL version knows."""
+        from worker.training.compat import build_config
+
+        return build_config(config_class, {**arguments, **self.config_overrides})
 
 
 def select_backend(requested: str, *, cuda_available: bool, unsloth_importable: bool) -> str:
@@ -42,7 +52,8 @@ def select_backend(requested: str, *, cuda_available: bool, unsloth_importable: 
     if requested == "unsloth":
         if not cuda_available:
             raise ValueError(
-                "the unsloth backend needs a CUDA GPU and none is available: use 'trl' or 'auto'"
+                "unsloth backend requested but this worker has no CUDA GPU (Unsloth needs a CUDA "
+                "GPU): launch the run with backend 'trl' or 'auto', or on a GPU worker's queue"
             )
         if not unsloth_importable:
             raise ValueError(
@@ -56,11 +67,16 @@ def select_backend(requested: str, *, cuda_available: bool, unsloth_importable: 
 class Backend(Protocol):
     name: str
 
+    def __init__(self, strategy: str) -> None: ...
+
     def load_model(self, job: TrainingJob, hp: TrainingHyperparameters, *, device: str):
         """(model, tokenizer) on ``device``; the tokenizer has a pad token."""
 
     def add_lora(self, model, hp: TrainingHyperparameters):
         """(model, peft_config or None): None when the model already carries its LoRA layers."""
+
+    def config_overrides(self) -> dict:
+        """TRL config arguments this backend sets differently."""
 
 
 class TrlBackend:
@@ -68,7 +84,16 @@ class TrlBackend:
 
     name = "trl"
 
+    def __init__(self, strategy: str = "sft") -> None:
+        self.strategy = strategy
+
     def load_model(self, job: TrainingJob, hp: TrainingHyperparameters, *, device: str):
+        if hp.load_in_4bit:
+            # Silently training in full precision would hide why memory use is 4x the estimate.
+            raise ValueError(
+                "load_in_4bit needs the unsloth backend (a CUDA GPU with unsloth installed): "
+                "turn it off or launch the run with backend 'unsloth'"
+            )
         return load_model_and_tokenizer(job.base_model, job.model_cache_dir, device=device)
 
     def add_lora(self, model, hp: TrainingHyperparameters):
@@ -77,38 +102,8 @@ class TrlBackend:
 
         return model, LoraConfig(**hp.lora_arguments())
 
-
-class UnslothBackend:
-    """Unsloth's patched kernels on CUDA: TrlBackend's interface, completed in the GPU issue."""
-
-    name = "unsloth"
-
-    def load_model(self, job: TrainingJob, hp: TrainingHyperparameters, *, device: str):
-        fast_language_model = self._fast_language_model()
-        # To come: folder = resolve_model(job.base_model, job.model_cache_dir), then
-        # fast_language_model.from_pretrained(model_name=str(folder), max_seq_length=...,
-        # dtype=None, load_in_4bit=...), and the pad-token fix of load_model_and_tokenizer.
-        del fast_language_model
-        raise NotImplementedError("Unsloth model loading is completed in the GPU issue")
-
-    def add_lora(self, model, hp: TrainingHyperparameters):
-        """(peft model, None): Unsloth adds its own LoRA layers; the trainer gets no peft_config."""
-        fast_language_model = self._fast_language_model()
-        # To come: fast_language_model.get_peft_model(model, r=hp.lora_r, lora_alpha=hp.lora_alpha,
-        # lora_dropout=hp.lora_dropout, target_modules=..., use_gradient_checkpointing="unsloth",
-        # random_state=hp.seed), returned with peft_config=None.
-        del fast_language_model
-        raise NotImplementedError("Unsloth LoRA setup is completed in the GPU issue")
-
-    @staticmethod
-    def _fast_language_model():
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError("unsloth runs on CUDA only")
-        import unsloth
-
-        return unsloth.FastLanguageModel
+    def config_overrides(self) -> dict:
+        return {}
 
 
 BACKENDS: dict[str, type[Backend]] = {"trl": TrlBackend, "unsloth": UnslothBackend}
@@ -116,18 +111,13 @@ BACKENDS: dict[str, type[Backend]] = {"trl": TrlBackend, "unsloth": UnslothBacke
 
 def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
     """Train to max_steps or until the reporter asks to stop; checkpoints go to job.output_dir."""
-    import torch
-
     hp = validate_hyperparameters(job.strategy, job.hyperparameters)
     if job.resume_from is not None and not Path(job.resume_from).is_dir():
         raise FileNotFoundError(
             f"cannot resume: checkpoint folder {job.resume_from} does not exist"
         )
-    cuda = torch.cuda.is_available()
-    backend = BACKENDS[
-        select_backend(job.backend, cuda_available=cuda, unsloth_importable=_unsloth_importable())
-    ]()
-    device = "cuda" if cuda else "cpu"
+    name, device = resolve_backend(job.backend)
+    backend = BACKENDS[name](job.strategy)
     model, tokenizer = backend.load_model(job, hp, device=device)
 
     from datasets.utils.logging import disable_progress_bar as quiet_datasets
@@ -152,6 +142,7 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         callbacks=[callback],
         reporter=reporter,
         on_cpu=device == "cpu",
+        config_overrides=backend.config_overrides(),
     )
     trainer = _trainer_builder(job.strategy)(job, hp, parts)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm would print every log dict to stdout
@@ -168,6 +159,20 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         stopped=callback.stopped,
         summary=numeric_metrics(output.metrics),
     )
+
+
+def resolve_backend(requested: str, *, unsloth_usable: bool | None = None) -> tuple[str, str]:
+    """(backend, device) a run asking for ``requested`` trains with on this machine.
+
+    ``unsloth_usable``: whether this process managed to import unsloth (None: whether it is
+    installed); the training process knows, since it tries before anything else.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    usable = _unsloth_importable() if unsloth_usable is None else unsloth_usable
+    name = select_backend(requested, cuda_available=cuda, unsloth_importable=usable)
+    return name, "cuda" if cuda else "cpu"
 
 
 def _trainer_builder(strategy: str):

@@ -58,6 +58,8 @@ class TrainingHyperparameters(BaseModel):
     weight_decay: float = Field(0.0, ge=0, le=1)
     seed: int = Field(42, ge=0)
     system_prompt: str | None = None
+    # Load the base model quantised to 4 bits (QLoRA): the Unsloth backend only, on CUDA.
+    load_in_4bit: bool = False
 
     @model_validator(mode="before")
     @classmethod

@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 
 def build_dpo_trainer(job: TrainingJob, hp: DPOHyperparameters, parts: TrainerParts) -> DPOTrainer:
+    arguments = hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)
     return DPOTrainer(
         model=parts.model,
-        args=DPOConfig(**hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)),
+        args=parts.config(DPOConfig, arguments),
         train_dataset=parts.train_dataset,
         eval_dataset=parts.eval_dataset,
         processing_class=parts.tokenizer,

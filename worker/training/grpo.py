@@ -33,7 +33,7 @@ def build_grpo_trainer(
     return GRPOTrainer(
         model=parts.model,
         reward_funcs=recorder.wrap(functions),
-        args=GRPOConfig(**arguments, reward_weights=weights),
+        args=parts.config(GRPOConfig, {**arguments, "reward_weights": weights}),
         train_dataset=parts.train_dataset,
         eval_dataset=parts.eval_dataset,
         processing_class=parts.tokenizer,

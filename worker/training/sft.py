@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 
 
 def build_sft_trainer(job: TrainingJob, hp: SFTHyperparameters, parts: TrainerParts) -> SFTTrainer:
+    arguments = hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)
     return SFTTrainer(
         model=parts.model,
-        args=SFTConfig(**hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)),
+        args=parts.config(SFTConfig, arguments),
         train_dataset=parts.train_dataset,
         eval_dataset=parts.eval_dataset,
         processing_class=parts.tokenizer,

@@ -30,7 +30,7 @@ def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: Sto
         checkpoint = service.best_checkpoint(session, run_id=run.id)
         if checkpoint is None:
             raise HTTPException(status_code=404, detail=f"run {run.id} has no checkpoint yet")
-    elif which.isdigit():
+    elif which.isascii() and which.isdigit() and len(which) <= 9:  # "²" is a digit too
         checkpoint = session.scalar(
             select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == int(which))
         )

@@ -25,8 +25,11 @@ templates.env.filters.update(
 )
 templates.env.globals.update(token_summary=helpers.token_summary)
 
+RUN_FILTER_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 DEMO_FILE = "sft_demo.jsonl"
 DEMO_NAME = "SFT demo"
+# ?kind= → (file, dataset name); "grpo" is arithmetic prompts with answers for reward functions.
+DEMOS = {"sft": (DEMO_FILE, DEMO_NAME), "grpo": ("grpo_arithmetic.jsonl", "GRPO arithmetic demo")}
 # Looked up by code so that a link cannot put arbitrary text on the page.
 DEMO_ERRORS = {
     "missing": f"The demo dataset ({DEMO_FILE}) is not part of this installation: upload a file "
@@ -55,17 +58,19 @@ def datasets_page(request: Request, session: SessionDep, demo: str | None = None
 
 
 @router.post("/datasets/demo")
-def load_demo_dataset(request: Request, session: SessionDep, store: StoreDep) -> Response:
-    path = DEMO_DATA_DIR / DEMO_FILE
+def load_demo_dataset(request: Request, session: SessionDep, store: StoreDep, kind: str = "sft"
+                      ) -> Response:
+    demo_file, demo_name = DEMOS.get(kind, DEMOS["sft"])
+    path = DEMO_DATA_DIR / demo_file
     if not path.is_file():
         return RedirectResponse("/datasets?demo=missing", status_code=303)
     existing = session.scalar(select(Dataset).where(
-        Dataset.name == DEMO_NAME, Dataset.original_filename == DEMO_FILE).limit(1))
+        Dataset.name == demo_name, Dataset.original_filename == demo_file).limit(1))
     if existing is not None:  # one click, one demo dataset
         return RedirectResponse(f"/datasets/{existing.id}", status_code=303)
     try:
         dataset = dataset_service.create_dataset(
-            session, store=store, upload_path=path, filename=DEMO_FILE, name=DEMO_NAME)
+            session, store=store, upload_path=path, filename=demo_file, name=demo_name)
     except DatasetError as exc:
         return _page(request, "datasets/list.html", status_code=422,
                      datasets=dataset_service.list_datasets(session),
@@ -91,10 +96,16 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
 
 
 @router.get("/runs", response_class=HTMLResponse)
-def runs_page(request: Request, session: SessionDep) -> HTMLResponse:
-    runs = [launch.run_public(session, run) for run in run_service.list_runs(session)]
+def runs_page(request: Request, session: SessionDep, status: str | None = None,
+              strategy: str | None = None, dataset_id: str | None = None) -> HTMLResponse:
+    # Filters as GET /api/runs takes them; unknown values show every run rather than an error.
+    filters = {"status": status if status in RUN_FILTER_STATUSES else None,
+               "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
+               "dataset_id": int(dataset_id) if (dataset_id or "").isdigit() else None}
+    runs = [launch.run_public(session, run) for run in run_service.list_runs(session, **filters)]
     names = {d.id: d.name for d in dataset_service.list_datasets(session)}
-    return _page(request, "runs/list.html", runs=runs, dataset_names=names)
+    return _page(request, "runs/list.html", runs=runs, dataset_names=names, filters=filters,
+                 statuses=RUN_FILTER_STATUSES)
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
@@ -123,4 +134,5 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
         select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step))
     return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
                  checkpoints=list(checkpoints),
-                 model_name=helpers.model_label(run.base_model, helpers.catalogue()))
+                 model_name=helpers.model_label(run.base_model, helpers.catalogue()),
+                 reward_descriptions=helpers.reward_descriptions())

@@ -1,11 +1,11 @@
-"""Runs: launch, list, detail, metrics, samples, cancel."""
+"""Runs: launch, list, detail, metrics, samples, cancel, resume."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query
 from sqlalchemy import select
 
-from app.api.deps import RunDep, SessionDep
+from app.api.deps import RunDep, SessionDep, StoreDep
 from app.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
 from app.services import launch, metrics
@@ -76,4 +76,15 @@ def cancel_run(run: RunDep, session: SessionDep) -> RunPublic:
         service.request_cancel(session, run=run)
     except service.RunStateError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from exc
+    return launch.run_public(session, run)
+
+
+@router.post("/{run_id}/resume", response_model=RunPublic)
+def resume_run(run: RunDep, session: SessionDep, store: StoreDep) -> RunPublic:
+    """Continue a failed or cancelled run from its latest checkpoint."""
+    try:
+        service.resume_run(session, run=run, store=store)
+    except service.RunStateError as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    service.enqueue(run)
     return launch.run_public(session, run)

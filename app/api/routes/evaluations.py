@@ -1,0 +1,119 @@
+"""Evaluations (base vs tuned on held-out rows) and the playground (base vs adapter answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query
+
+from app.api.deps import RunDep, SessionDep
+from app.api.evaluation_schemas import BestCheckpointChoice, EvaluationCreate, GenerationCreate
+from app.models import Evaluation, Generation, Run
+from app.schemas import CheckpointPublic
+from app.services import evaluations as service
+
+router = APIRouter(tags=["evaluations"])
+
+
+def _load(session, model, item_id: int, what: str):  # type: ignore[no-untyped-def]
+    row = session.get(model, item_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"{what} {item_id} not found")
+    return row
+
+
+def _call(fn, **kwargs):  # type: ignore[no-untyped-def]
+    try:
+        return fn(**kwargs)
+    except service.NotFound as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    except service.EvaluationError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from exc
+
+
+@router.post("/api/runs/{run_id}/evaluations", status_code=201)
+def create_evaluation(run: RunDep, body: EvaluationCreate, session: SessionDep) -> dict:
+    """Queue an evaluation of a checkpoint (step or "best") against the base model."""
+    evaluation = _call(service.create_evaluation, session=session, run=run,
+                       **body.model_dump())
+    return service.evaluation_public(evaluation)
+
+
+@router.get("/api/runs/{run_id}/evaluations")
+def list_run_evaluations(run: RunDep, session: SessionDep) -> list[dict]:
+    """A run's evaluations, newest first."""
+    return [service.evaluation_public(e)
+            for e in service.list_evaluations(session, run_ids=[run.id])]
+
+
+@router.post("/api/runs/{run_id}/checkpoints/best", response_model=CheckpointPublic)
+def choose_best_checkpoint(run: RunDep, body: BestCheckpointChoice, session: SessionDep
+                           ) -> CheckpointPublic:
+    """Mark as best the checkpoint whose evaluation scores best on `score`."""
+    checkpoint = _call(service.choose_best_checkpoint, session=session, run=run, score=body.score)
+    return CheckpointPublic.model_validate(checkpoint)
+
+
+@router.get("/api/evaluations")
+def list_evaluations(session: SessionDep,
+                     run_ids: str = Query(pattern=r"^\d+(,\d+)*$", examples=["1,2"])) -> list[dict]:
+    """Evaluations of several runs (the compare page), newest first."""
+    ids = [int(i) for i in run_ids.split(",")][:50]
+    return [service.evaluation_public(e) for e in service.list_evaluations(session, run_ids=ids)]
+
+
+@router.get("/api/evaluations/{evaluation_id}")
+def get_evaluation(evaluation_id: int, session: SessionDep) -> dict:
+    """Status, progress and per-score base and tuned values with intervals."""
+    return service.evaluation_public(_load(session, Evaluation, evaluation_id, "evaluation"))
+
+
+@router.get("/api/evaluations/{evaluation_id}/examples")
+def get_examples(
+    evaluation_id: int, session: SessionDep,
+    sort: str = Query(default="index", pattern="^(index|diff|-diff)$"),
+    filter: str = Query(default="all", pattern="^(all|tuned_worse|tuned_better|same)$"),
+    limit: int = Query(default=200, ge=1, le=1000), offset: int = Query(default=0, ge=0),
+) -> dict[str, Any]:
+    """Per-example prompt, reference, outputs and scores; sort by diff, filter e.g. tuned_worse."""
+    evaluation = _load(session, Evaluation, evaluation_id, "evaluation")
+    total, rows = service.examples(session, evaluation=evaluation, sort=sort, filter=filter,
+                                   limit=limit, offset=offset)
+    return {"total": total, "primary": (evaluation.results or {}).get("primary"),
+            "examples": rows}
+
+
+@router.post("/api/playground", status_code=202)
+def create_generation(body: GenerationCreate, session: SessionDep) -> dict:
+    """Queue a prompt for the base model and the adapter; poll GET /api/playground/{id}."""
+    run = _load(session, Run, body.run_id, "run")
+    generation = _call(service.create_generation, session=session, run=run,
+                       **body.model_dump(exclude={"run_id"}))
+    return generation_public(generation)
+
+
+@router.get("/api/playground/{generation_id}")
+def get_generation(generation_id: int, session: SessionDep) -> dict:
+    """A playground request: status and each answer as soon as it exists."""
+    return generation_public(_load(session, Generation, generation_id, "generation"))
+
+
+def generation_public(generation: Generation) -> dict:
+    return {"id": generation.id, "run_id": generation.run_id,
+            "checkpoint_step": generation.checkpoint_step, "prompt": generation.prompt,
+            "params": generation.params, "status": generation.status.value,
+            "base_output": generation.base_output, "tuned_output": generation.tuned_output,
+            "error": generation.error, "created_at": generation.created_at,
+            "finished_at": generation.finished_at}
+
+
+@router.get("/api/runs/{run_id}/prompts")
+def run_prompts(run: RunDep, limit: int = Query(default=20, ge=1, le=200)) -> list[str]:
+    """Prompts from the run's dataset, for the playground's "pick a prompt" list."""
+    from app.core.storage import store
+    from app.services.datasets import read_rows
+    from worker.evaluation.rows import row_prompt_text
+
+    texts = (row_prompt_text(row, run.dataset.format)
+             for row in read_rows(store, run.dataset, limit=limit * 2))
+    return [t for t in texts if t][:limit]

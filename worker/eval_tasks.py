@@ -1,0 +1,66 @@
+"""Celery tasks for evaluations and playground generations. Like ``train_run``, a task claims its
+row atomically (``UPDATE … WHERE status='queued'``) and does the work in a child process, so the
+model's memory is freed afterwards and a crash never takes the worker down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+from sqlalchemy import update
+
+from app.core.config import settings
+from app.core.db import session_scope
+from app.models import Evaluation, Generation, JobStatus, utcnow
+from worker.celery_app import celery_app
+from worker.tasks import _die_with_parent, _log_tail
+
+log = logging.getLogger(__name__)
+TABLES = {"evaluate": Evaluation, "generate": Generation}
+
+
+def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
+    """Queued → running for exactly one caller; a redelivered task finds nothing to claim."""
+    with session_scope() as session:
+        result = session.execute(
+            update(table).where(table.id == job_id, table.status == JobStatus.queued)
+            .values(status=JobStatus.running, started_at=utcnow())
+        )
+        return result.rowcount == 1
+
+
+def run_child(kind: str, job_id: int) -> str:
+    table = TABLES[kind]
+    if not claim(table, job_id):
+        log.info("%s %s is not queued: skipping", kind, job_id)
+        return "skipped"
+    log_path = settings.resolved_data_dir / "evaluations" / f"{kind}-{job_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log_file:
+        code = subprocess.call(
+            [sys.executable, "-m", "worker.evaluation.runner", kind, str(job_id)],
+            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+        )
+    if code != 0:
+        reason = (f"{kind} process killed by signal {-code}"
+                  + (" (out of memory?)" if code == -signal.SIGKILL else "")
+                  if code < 0 else f"{kind} process exited with code {code}")
+        tail = _log_tail(log_path)
+        from worker.evaluation.runner import finish
+
+        finish(table, job_id, JobStatus.failed, error=f"{reason}\n{tail}" if tail else reason)
+    return "done"
+
+
+@celery_app.task(name="tunedeck.evaluate", ignore_result=True)
+def evaluate(evaluation_id: int) -> str:
+    return run_child("evaluate", evaluation_id)
+
+
+@celery_app.task(name="tunedeck.generate", ignore_result=True)
+def generate(generation_id: int) -> str:
+    return run_child("generate", generation_id)

@@ -1,0 +1,84 @@
+"""Run one evaluation or playground generation in a child process of the worker:
+``python -m worker.evaluation.runner evaluate|generate ID``. The task has already claimed the
+row (status running); this records the outcome on it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from sqlalchemy import update
+
+from app.core.config import settings
+from app.core.db import session_scope
+from app.core.storage import store
+from app.models import Checkpoint, Evaluation, Generation, JobStatus, Run, utcnow
+
+
+def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        checkpoint = session.query(Checkpoint).filter_by(run_id=run_id, step=step).one_or_none()
+        if checkpoint is None:
+            raise LookupError(f"run {run_id} has no checkpoint at step {step}")
+        return store.local_path(checkpoint.storage_key)
+
+
+def generate_playground(generation_id: int) -> None:
+    from worker.evaluation.generate import Sampling, generate, load_models
+    from worker.evaluation.rows import playground_prompt
+
+    with session_scope() as session:
+        generation = session.get(Generation, generation_id)
+        run = session.get(Run, generation.run_id)
+        params, prompt_text = dict(generation.params), generation.prompt
+        run_id, step = generation.run_id, generation.checkpoint_step
+        base_model, dataset_format = run.base_model, run.dataset.format
+        system_prompt = (run.hyperparameters or {}).get("system_prompt")
+    models = load_models(base_model, adapter_dir(run_id, step),
+                         cache_dir=settings.model_cache_dir)
+    prompt = playground_prompt(prompt_text, dataset_format=dataset_format, base_model=base_model,
+                               has_chat_template=bool(models.tokenizer.chat_template),
+                               system_prompt=system_prompt)
+    sampling = Sampling(max_new_tokens=params.get("max_new_tokens", 128),
+                        temperature=params.get("temperature", 0.7), top_p=params.get("top_p", 1.0),
+                        seed=params.get("seed", 0))
+    # The adapter answers first and is stored at once: the page shows each answer as it lands.
+    for which in ("tuned", "base"):
+        with models.use(which) as model:
+            (text,) = generate(model, models.tokenizer, [prompt], sampling)
+        with session_scope() as session:
+            session.execute(update(Generation).where(Generation.id == generation_id)
+                            .values(**{f"{which}_output": text}))
+
+
+def main(kind: str, job_id: int) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    table = {"evaluate": Evaluation, "generate": Generation}[kind]
+    try:
+        if kind == "evaluate":
+            from worker.evaluation.evaluate import run_evaluation
+
+            run_evaluation(job_id)
+        else:
+            generate_playground(job_id)
+    except Exception as exc:  # the row records why; the worker stays up
+        traceback.print_exc()
+        finish(table, job_id, JobStatus.failed, error=f"{type(exc).__name__}: {exc}")
+        return 0
+    finish(table, job_id, JobStatus.completed)
+    return 0
+
+
+def finish(table, job_id: int, status: JobStatus, **fields) -> bool:  # type: ignore[no-untyped-def]
+    """Running → completed/failed, once: a terminal row never changes."""
+    with session_scope() as session:
+        result = session.execute(
+            update(table).where(table.id == job_id, table.status == JobStatus.running)
+            .values(status=status, finished_at=utcnow(), **fields)
+        )
+        return result.rowcount == 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], int(sys.argv[2])))
