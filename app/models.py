@@ -123,7 +123,10 @@ class Run(Base):
 
 class Metric(Base):
     __tablename__ = "metric"
-    __table_args__ = (Index("ix_metric_run_id_name_step", "run_id", "name", "step"),)
+    # Covering index: chart reads (one run's series, by step) never touch the table itself.
+    __table_args__ = (
+        Index("ix_metric_series", "run_id", "name", "step", "value", "special"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))

@@ -23,7 +23,7 @@ class DbReporter:
         store: ArtifactStore,
         checkpoint_prefix: str,
         flush_interval_s: float = 2.0,
-        poll_interval_s: float = 1.0,
+        poll_interval_s: float = 0.25,
     ) -> None:
         self.run_id = run_id
         self.store = store
