@@ -20,16 +20,44 @@ def migrate(_args: argparse.Namespace | None = None) -> int:
 
 
 def web_command(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", host, "--port", str(port),
-            "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
 
 
 def worker_command(queues: str, name: str = "tunedeck") -> list[str]:
     # Solo pool: one training task at a time in this process (the task trains in a child).
-    return [sys.executable, "-m", "celery", "-A", "worker.celery_app:celery_app", "worker",
-            "--pool", "solo", "--concurrency", "1", "--prefetch-multiplier", "1",
-            "-Q", queues, "-n", f"{name}-{os.getpid()}@%h", "--loglevel", "INFO", "--without-gossip",
-            "--without-mingle"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.celery_app:celery_app",
+        "worker",
+        "--pool",
+        "solo",
+        "--concurrency",
+        "1",
+        "--prefetch-multiplier",
+        "1",
+        "-Q",
+        queues,
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:
@@ -75,8 +103,11 @@ def up(args: argparse.Namespace) -> int:
     migrate()
     processes = [subprocess.Popen(web_command(host, port))]
     processes += worker_processes(gpus=None, queues=settings.default_queue)
-    print(f"TuneDeck is running at http://{host}:{port} (data in {settings.resolved_data_dir}); "
-          "Ctrl-C stops it.", flush=True)
+    print(
+        f"TuneDeck is running at http://{host}:{port} (data in {settings.resolved_data_dir}); "
+        "Ctrl-C stops it.",
+        flush=True,
+    )
     return _supervise(processes)
 
 
@@ -102,20 +133,26 @@ def worker_layout(*, gpus: str | None, queues: str) -> list[tuple[dict[str, str]
 
 def worker_processes(*, gpus: str | None, queues: str) -> list[subprocess.Popen]:
     """One worker process per GPU (pinned with CUDA_VISIBLE_DEVICES), or one without --gpus."""
-    return [subprocess.Popen(worker_command(worker_queues, name), env={**os.environ, **env})
-            for env, worker_queues, name in worker_layout(gpus=gpus, queues=queues)]
+    return [
+        subprocess.Popen(worker_command(worker_queues, name), env={**os.environ, **env})
+        for env, worker_queues, name in worker_layout(gpus=gpus, queues=queues)
+    ]
 
 
 def worker(args: argparse.Namespace) -> int:
     migrate()
-    return _supervise(worker_processes(gpus=args.gpus, queues=args.queues or settings.default_queue))
+    return _supervise(
+        worker_processes(gpus=args.gpus, queues=args.queues or settings.default_queue)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tunedeck", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("up", up), ("web", web)):
-        cmd = sub.add_parser(name, help=f"start {'web + one worker' if name == 'up' else 'the web server'}")
+        cmd = sub.add_parser(
+            name, help=f"start {'web + one worker' if name == 'up' else 'the web server'}"
+        )
         cmd.add_argument("--host")
         cmd.add_argument("--port", type=int)
         cmd.set_defaults(func=func)
@@ -123,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd.add_argument("--gpus", help="comma-separated GPU indices: one worker process per GPU")
     cmd.add_argument("--queues", help=f"comma-separated queues (default {settings.default_queue})")
     cmd.set_defaults(func=worker)
-    sub.add_parser("migrate", help="migrate the database to the latest schema").set_defaults(func=migrate)
+    sub.add_parser("migrate", help="migrate the database to the latest schema").set_defaults(
+        func=migrate
+    )
     args = parser.parse_args(argv)
     return args.func(args)
 

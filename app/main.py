@@ -41,8 +41,9 @@ def _validation_error(_request: Request, exc: RequestValidationError) -> JSONRes
         where = ".".join(str(p) for p in error["loc"] if p != "body")
         messages.append(f"{where}: {error['msg']}" if where else error["msg"])
     # A body sent with the wrong content type arrives as bytes: not JSON-serialisable as is.
-    errors = jsonable_encoder(exc.errors(),
-                              custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")})
+    errors = jsonable_encoder(
+        exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")}
+    )
     return JSONResponse({"detail": "; ".join(messages), "errors": errors}, status_code=422)
 
 
@@ -61,9 +62,14 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="TuneDeck", version="0.1.0", docs_url=None, redoc_url=None,
-                  description="Launch, watch and compare LoRA fine-tuning runs.",
-                  lifespan=_lifespan)
+    app = FastAPI(
+        title="TuneDeck",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        description="Launch, watch and compare LoRA fine-tuning runs.",
+        lifespan=_lifespan,
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     for error in (OverflowError, DataError):  # e.g. an id beyond 64 bits
         app.add_exception_handler(error, out_of_range)
@@ -79,17 +85,24 @@ def create_app() -> FastAPI:
     for name, module in list(sys.modules.items()):
         templates = getattr(module, "templates", None) if name.startswith("app.api.") else None
         if isinstance(templates, Jinja2Templates) and (
-                security.template_context not in templates.context_processors):
+            security.template_context not in templates.context_processors
+        ):
             templates.context_processors.append(security.template_context)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
-    app.add_middleware(security.SecurityMiddleware, auth_token=settings.auth_token,
-                       trusted_hosts=settings.allowed_hosts)
+    app.add_middleware(
+        security.SecurityMiddleware,
+        auth_token=settings.auth_token,
+        trusted_hosts=settings.allowed_hosts,
+    )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings))
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:
-        return Response(_plotly_js(), media_type="application/javascript",
-                        headers={"Cache-Control": "public, max-age=86400"})
+        return Response(
+            _plotly_js(),
+            media_type="application/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

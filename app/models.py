@@ -124,9 +124,7 @@ class Run(Base):
 class Metric(Base):
     __tablename__ = "metric"
     # Covering index: chart reads (one run's series, by step) never touch the table itself.
-    __table_args__ = (
-        Index("ix_metric_series", "run_id", "name", "step", "value", "special"),
-    )
+    __table_args__ = (Index("ix_metric_series", "run_id", "name", "step", "value", "special"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"))
@@ -187,9 +185,7 @@ class Evaluation(Base):
     __tablename__ = "evaluation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("run.id", ondelete="CASCADE"), index=True
-    )
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
     # NULL: the base model alone.
     checkpoint_step: Mapped[int | None] = mapped_column(Integer)
     base_model: Mapped[str] = mapped_column(String(300))

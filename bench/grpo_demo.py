@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATASET = ROOT / "app" / "demo_data" / "grpo_arithmetic.jsonl"
+SHORT = ("Solve the math problem. Think briefly, then give the final number inside "
+         "<answer></answer> tags.")
 REWARDS = [{"name": "exact_answer", "weight": 1.0}, {"name": "soft_format", "weight": 0.25}]
 
 
@@ -69,8 +71,13 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch", type=int, default=8, help="completions per step")
     parser.add_argument("--generations", type=int, default=4, help="completions per prompt")
-    parser.add_argument("--max-completion", type=int, default=48, help="tokens")
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
+    parser.add_argument("--max-completion", type=int, default=64, help="tokens")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    # The reasoning preset makes this 135M model ramble past the token budget before it answers
+    # (0 of 24 right at 64 tokens, measured here). A string prompt without any system prompt
+    # reaches the model raw, without the chat template, and it rarely answers either. The short
+    # prompt below got 3 of 24 right and 2 of 24 tagged: variance GRPO can learn from.
+    parser.add_argument("--system-prompt", choices=("short", "reasoning"), default="short")
     args = parser.parse_args()
 
     from app.core.config import settings
@@ -86,7 +93,8 @@ def main() -> int:
         "per_device_train_batch_size": args.batch, "num_generations": args.generations,
         "max_completion_length": args.max_completion, "max_prompt_length": 256,
         "temperature": 0.9, "beta": 0.0, "save_steps": 10_000, "sample_every_steps": 10_000,
-        "system_prompt": reasoning_system_prompt(), "seed": 42,
+        "system_prompt": reasoning_system_prompt() if args.system_prompt == "reasoning" else SHORT,
+        "seed": 42,
     }
     print(f"GRPO demo: {args.model}, {args.steps} steps, {args.batch} completions per step "
           f"({args.batch // args.generations} prompts x {args.generations}), "

@@ -27,11 +27,19 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "app" / "demo_data" / "sft_demo.jsonl"
 WARMUP = 5
-HYPERPARAMETERS = {"max_steps": 40, "learning_rate": 2e-4, "per_device_train_batch_size": 4,
-                   "max_length": 128, "save_steps": 20, "lora_r": 16, "lora_alpha": 32,
-                   "lora_dropout": 0.05, "seed": 42}
+HYPERPARAMETERS = {
+    "max_steps": 40,
+    "learning_rate": 2e-4,
+    "per_device_train_batch_size": 4,
+    "max_length": 128,
+    "save_steps": 20,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "seed": 42,
+}
 
-BARE_TRL = r'''
+BARE_TRL = r"""
 import json, sys, time
 from datasets import Dataset
 from peft import LoraConfig
@@ -64,7 +72,7 @@ trainer = SFTTrainer(
 )
 trainer.train()
 print(json.dumps(times))
-'''
+"""
 
 
 def seconds_per_step(times: list[tuple[int, float]]) -> float:
@@ -75,18 +83,37 @@ def seconds_per_step(times: list[tuple[int, float]]) -> float:
 
 def bare_trl(model_dir: Path, work: Path) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", BARE_TRL, str(model_dir), str(DATASET), str(work / "bare"),
-         json.dumps(HYPERPARAMETERS)],
-        capture_output=True, text=True, check=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        [
+            sys.executable,
+            "-c",
+            BARE_TRL,
+            str(model_dir),
+            str(DATASET),
+            str(work / "bare"),
+            json.dumps(HYPERPARAMETERS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
     return seconds_per_step(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def tunedeck_run(client: httpx.Client, dataset_id: int) -> float:
-    run = client.post("/api/runs", json={"dataset_id": dataset_id, "base_model": "tiny-random-llama",
-                                         "hyperparameters": HYPERPARAMETERS}).json()
+    run = client.post(
+        "/api/runs",
+        json={
+            "dataset_id": dataset_id,
+            "base_model": "tiny-random-llama",
+            "hyperparameters": HYPERPARAMETERS,
+        },
+    ).json()
     while (state := client.get(f"/api/runs/{run['id']}").json())["status"] not in (
-            "completed", "failed", "cancelled"):
+        "completed",
+        "failed",
+        "cancelled",
+    ):
         time.sleep(0.5)
     if state["status"] != "completed":
         raise RuntimeError(f"TuneDeck run failed: {state['error']}")
@@ -95,8 +122,10 @@ def tunedeck_run(client: httpx.Client, dataset_id: int) -> float:
 
     engine = create_engine(os.environ["BENCH_DB_URL"])
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT step, wall_time FROM metric WHERE run_id = :r AND name = 'loss'"),
-                            {"r": run["id"]}).all()
+        rows = conn.execute(
+            text("SELECT step, wall_time FROM metric WHERE run_id = :r AND name = 'loss'"),
+            {"r": run["id"]},
+        ).all()
     engine.dispose()
     return seconds_per_step([(s, _timestamp(w)) for s, w in rows])
 
@@ -119,18 +148,29 @@ def main() -> None:
     HYPERPARAMETERS["max_steps"] = args.steps
     work = Path(tempfile.mkdtemp(prefix="tunedeck-bench-"))
     port = _free_port()
-    env = {**os.environ, "TUNEDECK_DATA_DIR": str(work / "data"), "TUNEDECK_PORT": str(port),
-           "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "TUNEDECK_DATA_DIR": str(work / "data"),
+        "TUNEDECK_PORT": str(port),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     env.pop("TUNEDECK_DATABASE_URL", None)
     env.pop("TUNEDECK_BROKER_URL", None)
     os.environ["BENCH_DB_URL"] = f"sqlite:///{work / 'data' / 'tunedeck.db'}"
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "up", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "up", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         _wait_healthy(client)
         with open(DATASET, "rb") as handle:
-            dataset = client.post("/api/datasets", files={"file": ("sft_demo.jsonl", handle)}).json()
+            dataset = client.post(
+                "/api/datasets", files={"file": ("sft_demo.jsonl", handle)}
+            ).json()
         tunedeck_run(client, dataset["id"])  # builds the tiny model into the cache; not counted
         sys.path.insert(0, str(ROOT))
         os.environ["TUNEDECK_DATA_DIR"] = str(work / "data")
@@ -141,14 +181,19 @@ def main() -> None:
         for round_ in range(args.rounds):
             bare.append(bare_trl(model_dir, work))
             tuned.append(tunedeck_run(client, dataset["id"]))
-            print(f"round {round_ + 1}: bare TRL {bare[-1]:.4f} s/step, "
-                  f"TuneDeck {tuned[-1]:.4f} s/step", flush=True)
+            print(
+                f"round {round_ + 1}: bare TRL {bare[-1]:.4f} s/step, "
+                f"TuneDeck {tuned[-1]:.4f} s/step",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
     bare_s, tuned_s = statistics.median(bare), statistics.median(tuned)
-    print(f"\nSFT, tiny-random-llama, {args.steps} steps, batch 4, max_length 128, median of "
-          f"{args.rounds} interleaved rounds")
+    print(
+        f"\nSFT, tiny-random-llama, {args.steps} steps, batch 4, max_length 128, median of "
+        f"{args.rounds} interleaved rounds"
+    )
     print(f"bare TRL : {bare_s:.4f} s/step")
     print(f"TuneDeck : {tuned_s:.4f} s/step")
     print(f"ratio    : {tuned_s / bare_s:.3f}x (target <= 1.05x)")

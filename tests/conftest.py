@@ -21,15 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="tunedeck-tests-"))
 # Models are shared by every server the tests start: building them once saves minutes.
 MODEL_CACHE = Path(os.environ.get("TUNEDECK_TEST_MODEL_CACHE", "/tmp/tunedeck-test-models"))
-POSTGRES_URL = os.environ.get("TUNEDECK_TEST_POSTGRES_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TUNEDECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("TUNEDECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 # In-process app under test: settings are read at import, so set them before any app import.
 os.environ["TUNEDECK_DATA_DIR"] = str(SESSION_DIR / "inprocess")
 os.environ["TUNEDECK_MODEL_CACHE"] = str(MODEL_CACHE)
-for key in ("TUNEDECK_DATABASE_URL", "TUNEDECK_BROKER_URL", "TUNEDECK_STORAGE_URL",
-            "TUNEDECK_HOST", "TUNEDECK_AUTH_TOKEN"):
+for key in (
+    "TUNEDECK_DATABASE_URL",
+    "TUNEDECK_BROKER_URL",
+    "TUNEDECK_STORAGE_URL",
+    "TUNEDECK_HOST",
+    "TUNEDECK_AUTH_TOKEN",
+):
     os.environ.pop(key, None)
 # TestClient's requests say "Host: testserver" (the Host check refuses unknown names).
 os.environ["TUNEDECK_ALLOWED_HOSTS"] = '["testserver"]'
@@ -79,8 +85,9 @@ class LiveServer:
     def client(self, **kwargs) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kwargs)
 
-    def wait_for_run(self, run_id: int, statuses=("completed", "failed", "cancelled"),
-                     timeout: float = 240) -> dict:
+    def wait_for_run(
+        self, run_id: int, statuses=("completed", "failed", "cancelled"), timeout: float = 240
+    ) -> dict:
         deadline = time.monotonic() + timeout
         with self.client() as client:
             while time.monotonic() < deadline:
@@ -101,21 +108,42 @@ def start_server(name: str, *, extra_env: dict | None = None, worker: bool = Tru
     data_dir = SESSION_DIR / name
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "TUNEDECK_DATA_DIR": str(data_dir), "TUNEDECK_MODEL_CACHE": str(MODEL_CACHE),
-           "TUNEDECK_PORT": str(port), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "TUNEDECK_DATA_DIR": str(data_dir),
+        "TUNEDECK_MODEL_CACHE": str(MODEL_CACHE),
+        "TUNEDECK_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
     subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, env=env, check=True)
     from app.cli import web_command, worker_command
 
     processes = []
     web_log = open(data_dir / "web.log", "wb")  # noqa: SIM115 (closed with the process)
-    processes.append(subprocess.Popen(web_command("127.0.0.1", port), cwd=ROOT, env=env,
-                                      stdout=web_log, stderr=subprocess.STDOUT))
+    processes.append(
+        subprocess.Popen(
+            web_command("127.0.0.1", port),
+            cwd=ROOT,
+            env=env,
+            stdout=web_log,
+            stderr=subprocess.STDOUT,
+        )
+    )
     if worker:
         worker_log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
-        processes.append(subprocess.Popen(worker_command("training", name), cwd=ROOT, env=env,
-                                          stdout=worker_log, stderr=subprocess.STDOUT))
-    server = LiveServer(url=f"http://127.0.0.1:{port}", data_dir=data_dir, env=env,
-                        processes=processes)
+        processes.append(
+            subprocess.Popen(
+                worker_command("training", name),
+                cwd=ROOT,
+                env=env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    server = LiveServer(
+        url=f"http://127.0.0.1:{port}", data_dir=data_dir, env=env, processes=processes
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -152,8 +180,10 @@ def live_server_postgres():
     """TuneDeck on its production parts: PostgreSQL + Redis."""
     reset_postgres()
     reset_redis()
-    server = start_server("postgres", extra_env={"TUNEDECK_DATABASE_URL": POSTGRES_URL,
-                                                 "TUNEDECK_BROKER_URL": REDIS_URL})
+    server = start_server(
+        "postgres",
+        extra_env={"TUNEDECK_DATABASE_URL": POSTGRES_URL, "TUNEDECK_BROKER_URL": REDIS_URL},
+    )
     yield server
     stop_server(server)
 

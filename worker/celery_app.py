@@ -9,8 +9,9 @@ from app.core.config import Settings, settings
 
 
 def create_celery(cfg: Settings = settings) -> Celery:
-    celery = Celery("tunedeck", broker=cfg.celery_broker_url,
-                    include=["worker.tasks", "worker.eval_tasks"])
+    celery = Celery(
+        "tunedeck", broker=cfg.celery_broker_url, include=["worker.tasks", "worker.eval_tasks"]
+    )
     transport_options: dict = {}
     if cfg.celery_broker_url.startswith("filesystem"):
         folder = str(cfg.broker_dir)

@@ -9,8 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from app.core.config import settings
 from app.core.db import session_scope
@@ -25,10 +26,10 @@ TABLES = {"evaluate": Evaluation, "generate": Generation}
 def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
     """Queued → running for exactly one caller; a redelivered task finds nothing to claim."""
     with session_scope() as session:
-        result = session.execute(
+        result = cast("CursorResult[Any]", session.execute(
             update(table).where(table.id == job_id, table.status == JobStatus.queued)
             .values(status=JobStatus.running, started_at=utcnow())
-        )
+        ))
         return result.rowcount == 1
 
 

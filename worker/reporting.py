@@ -44,7 +44,9 @@ class DbReporter:
             self.strategy = run.strategy
             # Curves of an earlier attempt (resume) count when ranking checkpoints.
             self.series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-            for name, points in metrics.read_series(session, run_ids=[run_id]).get(run_id, {}).items():
+            for name, points in (
+                metrics.read_series(session, run_ids=[run_id]).get(run_id, {}).items()
+            ):
                 self.series[name].extend(points)
 
     # -- Reporter protocol -------------------------------------------------------------------
@@ -65,8 +67,12 @@ class DbReporter:
         if step > start_step and max_steps:
             seconds_per_step = (now - start_time) / (step - start_step)
             eta = max(0.0, (max_steps - step) * seconds_per_step)
-        self._progress = {"step": step, "max_steps": max_steps or None, "epoch": epoch,
-                          "eta_seconds": eta}
+        self._progress = {
+            "step": step,
+            "max_steps": max_steps or None,
+            "epoch": epoch,
+            "eta_seconds": eta,
+        }
         if now - self._last_progress_write >= self.poll_interval_s or step == max_steps:
             self._write_progress()
 
@@ -78,6 +84,8 @@ class DbReporter:
             self.store.put_dir(Path(path), key)
         with session_scope() as session:
             run = session.get(Run, self.run_id)
+            if run is None:
+                raise LookupError(f"run {self.run_id} not found")
             checkpoints.record_checkpoint(
                 session, run=run, step=step, storage_key=key, series=dict(self.series)
             )
@@ -86,10 +94,17 @@ class DbReporter:
         if not rows:
             return
         payload = [
-            {"run_id": self.run_id, "step": step, "prompt": str(row.get("prompt", "")),
-             "completion": str(row.get("completion", "")), "rewards": row.get("rewards", {}),
-             "extra": {k: v for k, v in row.items() if k not in ("prompt", "completion", "rewards")},
-             "created_at": utcnow()}
+            {
+                "run_id": self.run_id,
+                "step": step,
+                "prompt": str(row.get("prompt", "")),
+                "completion": str(row.get("completion", "")),
+                "rewards": row.get("rewards", {}),
+                "extra": {
+                    k: v for k, v in row.items() if k not in ("prompt", "completion", "rewards")
+                },
+                "created_at": utcnow(),
+            }
             for row in rows
         ]
         with session_scope() as session:

@@ -4,6 +4,7 @@ training never takes the worker down), heartbeating while it waits."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -30,10 +31,8 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     # If the worker is SIGKILLed, its training child must not train on as an orphan.
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        pass
     os.setsid()
 
 
@@ -52,8 +51,13 @@ def train_run(run_id: int) -> str:
         run = session.get(Run, run_id)
         attempt = (run.attempt if run else 0) + 1
         claimed = run is not None and transition(
-            session, run_id=run_id, to=RunStatus.running, worker=worker_name,
-            heartbeat_at=utcnow(), attempt=attempt, error=None,
+            session,
+            run_id=run_id,
+            to=RunStatus.running,
+            worker=worker_name,
+            heartbeat_at=utcnow(),
+            attempt=attempt,
+            error=None,
         )
     if not claimed:
         log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
@@ -64,7 +68,9 @@ def train_run(run_id: int) -> str:
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
             [sys.executable, "-m", "worker.train_process", str(run_id)],
-            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
         )
         while child.poll() is None:
@@ -80,8 +86,12 @@ def train_run(run_id: int) -> str:
         )
         tail = _log_tail(log_path)
         with session_scope() as session:
-            transition(session, run_id=run_id, to=RunStatus.failed,
-                       error=f"{reason}\n{tail}" if tail else reason)
+            transition(
+                session,
+                run_id=run_id,
+                to=RunStatus.failed,
+                error=f"{reason}\n{tail}" if tail else reason,
+            )
     return "done"
 
 
@@ -91,7 +101,8 @@ def _heartbeat(run_id: int) -> None:
     try:
         with session_scope() as session:
             session.execute(
-                update(Run).where(Run.id == run_id, Run.status == RunStatus.running)
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.running)
                 .values(heartbeat_at=utcnow())
             )
     except Exception:  # a database blip must not abandon the training child; retry next beat
@@ -108,7 +119,10 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
     try:
         with session_scope() as session:
             reap_lost_runs(session, lost_after_s=settings.worker_lost_after_s)
-            reap_lost_runs(session, lost_after_s=3 * HEARTBEAT_INTERVAL_S,
-                           only=dead_on_this_host(socket.gethostname()))
+            reap_lost_runs(
+                session,
+                lost_after_s=3 * HEARTBEAT_INTERVAL_S,
+                only=dead_on_this_host(socket.gethostname()),
+            )
     except Exception:
         log.exception("reaping lost runs at worker start failed")

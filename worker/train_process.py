@@ -104,12 +104,16 @@ def main(run_id: int) -> int:
 
         with session_scope() as session:
             run = session.get(Run, run_id)
+            if run is None:  # deleted since it was claimed: recorded as a failure below
+                raise LookupError(f"run {run_id} not found")
             # Shown on the run page while it trains; fails fast when this worker cannot run it.
             run.backend, run.device = resolve_backend(requested, unsloth_usable=unsloth_imported)
         # Workers on other hosts reuse a converted catalogue model through artifact storage.
         share_catalogue_model(base_model, cache_dir=settings.model_cache_dir, store=store)
         with session_scope() as session:
             run = session.get(Run, run_id)
+            if run is None:
+                raise LookupError(f"run {run_id} not found")
             job, output_key = build_job(run)
             job.backend = run.backend  # "auto" resolved above, by what this process imported
         reporter = DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key)
@@ -122,8 +126,12 @@ def main(run_id: int) -> int:
         return 0
     with session_scope() as session:
         status = RunStatus.cancelled if result.stopped else RunStatus.completed
-        completed = transition(session, run_id=run_id, to=status, backend=result.backend,
-                               device=result.device) and status == RunStatus.completed
+        completed = (
+            transition(
+                session, run_id=run_id, to=status, backend=result.backend, device=result.device
+            )
+            and status == RunStatus.completed
+        )
     if completed:  # evaluate the best checkpoint on the eval split (see services/evaluations.py)
         from app.services.evaluations import auto_evaluate
 

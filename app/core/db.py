@@ -1,4 +1,4 @@
-"""Engine and sessions. SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL is used as is."""
+"""Engine and sessions: SQLite gets WAL, a busy timeout and foreign keys; PostgreSQL as is."""
 
 from __future__ import annotations
 

@@ -185,6 +185,7 @@ class SecurityMiddleware:
         if sid is not None:
             expected = csrf_token(self.key, sid)
             state["csrf_token"] = expected
+            state["logged_in"] = True  # base.html shows "Log out"
             if method in UNSAFE_METHODS:
                 given, receive = await _submitted_csrf(headers, receive)
                 if not token_matches(given or "", expected):
@@ -240,6 +241,8 @@ async def _submitted_csrf(headers: dict[str, str], receive: Receive
 
 
 def template_context(request) -> dict:  # type: ignore[no-untyped-def]
-    """Jinja2 context processor: ``csrf_token`` for base.html's meta tag and forms."""
-    token = request.scope.get("state", {}).get("csrf_token")
-    return {"csrf_token": token} if token else {}
+    """Jinja2 context processor: ``csrf_token`` for base.html's meta tag and forms, and
+    ``logged_in`` (a login session, only with TUNEDECK_AUTH_TOKEN) for its "Log out" button."""
+    state = request.scope.get("state", {})
+    token = state.get("csrf_token")
+    return ({"csrf_token": token} if token else {}) | {"logged_in": bool(state.get("logged_in"))}

@@ -68,6 +68,7 @@ CAPITALS = {"Canada": "Ottawa", "Portugal": "Lisbon", "Japan": "Tokyo", "Kenya":
 
 def make_pair(rng: random.Random) -> dict[str, str]:
     """One prompt with a chosen (polite, right) and a rejected (rude or wrong) reply."""
+    words: dict[str, object]
     if rng.random() < 0.65:
         prompt, chosen, rejected = rng.choice(SUPPORT)
         words = {"order": rng.choice(ORDERS), "item": rng.choice(ITEMS),

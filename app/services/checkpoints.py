@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
+from typing import cast
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -13,8 +14,14 @@ from app.core.storage import ArtifactStore
 from app.models import Checkpoint, Run
 
 # Files a checkpoint folder holds only so training can resume; not part of the adapter download.
-RESUME_ONLY = ("optimizer.pt", "scheduler.pt", "rng_state", "trainer_state.json", "training_args.bin",
-               "scaler.pt")
+RESUME_ONLY = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "rng_state",
+    "trainer_state.json",
+    "training_args.bin",
+    "scaler.pt",
+)
 MOVING_AVERAGE_WINDOW = 5
 
 
@@ -26,6 +33,7 @@ def checkpoint_metric(
     Held-out metrics win when the run has an eval split; otherwise a moving average of the train
     metric (one step's loss or reward is too noisy to rank by).
     """
+
     def last(name: str) -> float | None:
         points = [v for s, v in series.get(name, []) if s <= step and not math.isnan(v)]
         return points[-1] if points else None
@@ -38,8 +46,11 @@ def checkpoint_metric(
     if strategy == "grpo":
         candidates = [("eval_reward", last, "higher"), ("reward", moving_average, "higher")]
     elif strategy == "dpo":
-        candidates = [("eval_rewards/margins", last, "higher"), ("eval_loss", last, "lower"),
-                      ("loss", moving_average, "lower")]
+        candidates = [
+            ("eval_rewards/margins", last, "higher"),
+            ("eval_loss", last, "lower"),
+            ("loss", moving_average, "lower"),
+        ]
     else:
         candidates = [("eval_loss", last, "lower"), ("loss", moving_average, "lower")]
     for name, read, mode in candidates:
@@ -51,7 +62,11 @@ def checkpoint_metric(
 
 
 def record_checkpoint(
-    session: Session, *, run: Run, step: int, storage_key: str,
+    session: Session,
+    *,
+    run: Run,
+    step: int,
+    storage_key: str,
     series: dict[str, list[tuple[int, float]]],
 ) -> Checkpoint:
     name, value, mode = checkpoint_metric(run.strategy, series, step)
@@ -74,7 +89,7 @@ def mark_best(session: Session, *, run_id: int) -> Checkpoint | None:
     if ranked:
         sign = -1 if ranked[0].metric_mode == "higher" else 1
         # Ties go to the later checkpoint: it saw more data.
-        best = min(ranked, key=lambda c: (sign * c.metric_value, -c.step))
+        best = min(ranked, key=lambda c: (sign * cast(float, c.metric_value), -c.step))
     elif checkpoints:
         best = max(checkpoints, key=lambda c: c.step)
     else:
@@ -94,7 +109,10 @@ def best_checkpoint(session: Session, *, run_id: int) -> Checkpoint | None:
 
 def latest_checkpoint(session: Session, *, run_id: int) -> Checkpoint | None:
     return session.scalar(
-        select(Checkpoint).where(Checkpoint.run_id == run_id).order_by(Checkpoint.step.desc()).limit(1)
+        select(Checkpoint)
+        .where(Checkpoint.run_id == run_id)
+        .order_by(Checkpoint.step.desc())
+        .limit(1)
     )
 
 

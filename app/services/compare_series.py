@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -38,17 +39,18 @@ class _SeriesCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple, list[Point]] = OrderedDict()
+        # Values are series, name lists or axes: whatever the caller stored under the key.
+        self._items: OrderedDict[tuple, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> list[Point] | None:
+    def get(self, key: tuple) -> Any:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
         return None
 
-    def put(self, key: tuple, value: list[Point]) -> None:
+    def put(self, key: tuple, value: Any) -> None:
         with self._lock:
             self._items[key] = value
             self._items.move_to_end(key)
@@ -211,7 +213,7 @@ def _read(session: Session, *, run_id: int, names: list[str], max_points: int
         bucketed = read_bucketed(session, run_id=run_id, names=long, first=first, last=last,
                                  buckets=buckets)
         found.update({name: downsample(points, max_points) for name, points in bucketed.items()})
-    return found
+    return cast(dict[str, list[Point]], found)
 
 
 def x_axes(session: Session, *, run: Run, series: dict[str, list[Point]]) -> dict[str, list]:

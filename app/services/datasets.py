@@ -35,7 +35,9 @@ def create_dataset(
         raise DatasetError("the dataset name is empty")
     parsed = parse_dataset(upload_path, filename=filename)
     stats = length_stats(
-        parsed.rows, parsed.format, count_tokens=lambda text: tokens.count_tokens_batch([text])[0],
+        parsed.rows,
+        parsed.format,
+        count_tokens=lambda text: tokens.count_tokens_batch([text])[0],
         count_tokens_batch=tokens.count_tokens_batch,
     )
     key = f"datasets/{uuid.uuid4().hex}.jsonl"
@@ -72,7 +74,7 @@ def list_datasets(session: Session) -> list[Dataset]:
 
 
 def read_rows(store: ArtifactStore, dataset: Dataset, *, limit: int | None = None) -> list[dict]:
-    rows = []
+    rows: list[dict] = []
     with store.open(dataset.storage_key, "rb") as handle:
         for line in handle:
             if limit is not None and len(rows) >= limit:

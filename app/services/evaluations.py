@@ -57,6 +57,7 @@ def create_evaluation(
     from worker.evaluation.scorers import ScorerError, resolve_scorers
 
     step = resolve_checkpoint(session, run=run, which=checkpoint).step
+    dataset: Dataset | None
     if dataset_id is None:
         if not float((run.hyperparameters or {}).get("eval_split") or 0) > 0:
             raise EvaluationError(f"run {run.id} has no eval split: choose a dataset_id to "
@@ -165,6 +166,8 @@ def examples(
 
 def _signed_diff(example: EvaluationExample, score: str | None, higher: bool) -> float:
     """How much better the tuned output is (negative: worse); 0 when not comparable."""
+    if score is None:
+        return 0.0
     b, t = (example.base_scores or {}).get(score), (example.tuned_scores or {}).get(score)
     if not isinstance(b, int | float) or not isinstance(t, int | float):
         return 0.0

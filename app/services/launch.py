@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -25,7 +26,8 @@ class LaunchError(ValueError):
 def validate_base_model(name: str) -> None:
     from worker.training.models import CATALOGUE
 
-    keys = [entry.key if hasattr(entry, "key") else entry["key"] for entry in CATALOGUE]
+    keys = [entry.key if hasattr(entry, "key") else cast(Any, entry)["key"]
+            for entry in CATALOGUE]
     if name in keys or HUB_ID.match(name):
         return
     path = Path(name).expanduser()
@@ -63,8 +65,10 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     validate_base_model(spec.base_model)
     if hyperparameters.load_in_4bit and spec.backend == "trl":
         # "auto" may still pick Unsloth on a GPU worker; "trl" never can load 4-bit weights.
-        raise LaunchError("hyperparameters.load_in_4bit: 4-bit loading needs the unsloth backend: "
-                          "use backend 'unsloth' or 'auto', or turn it off")
+        raise LaunchError(
+            "hyperparameters.load_in_4bit: 4-bit loading needs the unsloth backend: "
+            "use backend 'unsloth' or 'auto', or turn it off"
+        )
     if spec.strategy == "grpo":
         validate_rewards(spec, dataset)
     elif spec.reward_functions:
@@ -82,8 +86,10 @@ def checked_rewards(spec: RunCreate) -> list[dict]:
     if not spec.reward_functions:
         raise LaunchError("a GRPO run needs at least one reward function, e.g. exact_answer")
     try:
-        configs = validate_run_rewards([r.model_dump() for r in spec.reward_functions],
-                                       allow_custom=settings.allow_custom_rewards)
+        configs = validate_run_rewards(
+            [r.model_dump() for r in spec.reward_functions],
+            allow_custom=settings.allow_custom_rewards,
+        )
     except RewardConfigError as exc:
         raise LaunchError(f"reward_functions: {exc}") from exc
     return [config.as_dict() for config in configs]

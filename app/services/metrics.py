@@ -36,8 +36,14 @@ def log_batch(
     for step, name, value, wall_time in rows:
         stored, special = _encode(float(value))
         payload.append(
-            {"run_id": run_id, "step": step, "name": name, "value": stored,
-             "special": special, "wall_time": wall_time or utcnow()}
+            {
+                "run_id": run_id,
+                "step": step,
+                "name": name,
+                "value": stored,
+                "special": special,
+                "wall_time": wall_time or utcnow(),
+            }
         )
     if payload:
         session.execute(insert(Metric), payload)
@@ -65,15 +71,20 @@ def read_series(
 
     A resumed run may log a step twice (the step it resumed from); the later value wins.
     """
-    query = select(Metric.run_id, Metric.name, Metric.step, Metric.value, Metric.special,
-                   Metric.wall_time).where(Metric.run_id.in_(run_ids))
+    query = select(
+        Metric.run_id, Metric.name, Metric.step, Metric.value, Metric.special, Metric.wall_time
+    ).where(Metric.run_id.in_(run_ids))
     if names:
         query = query.where(Metric.name.in_(names))
     query = query.order_by(Metric.run_id, Metric.name, Metric.step, Metric.id)
     series: dict[int, dict[str, list[tuple]]] = defaultdict(lambda: defaultdict(list))
     for run_id, name, step, value, special, wall_time in session.execute(query):
         points = series[run_id][name]
-        point = (step, _decode(value, special), wall_time) if with_time else (step, _decode(value, special))
+        point = (
+            (step, _decode(value, special), wall_time)
+            if with_time
+            else (step, _decode(value, special))
+        )
         if points and points[-1][0] == step:
             points[-1] = point
         else:

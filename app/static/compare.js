@@ -199,6 +199,7 @@
     refreshHealth();
     views.renderDiff(data);
     views.renderSamples(data.samples, data.runs);
+    window.TuneDeckCompareEvaluations.refresh(data.runs);
     fillMetricSelect($("add-metric"), $("add-metric").value);
     state.charts.forEach(function (chart) { fillMetricSelect(chart.select, chart.name); });
     var active = data.runs.filter(function (run) { return TuneDeck.TERMINAL.indexOf(run.status) < 0; });

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
-from app.models import Checkpoint, Dataset, Run, RunStatus, Sample, utcnow
+from app.models import Checkpoint, Dataset, Evaluation, JobStatus, Run, RunStatus, Sample, utcnow
 from app.services import metrics
 
 pytestmark = pytest.mark.browser
@@ -188,6 +188,49 @@ def test_runs_list_filters_and_compare_selected(live_server, page):
     button.click()
     expect(page).to_have_url(f"{live_server.url}/compare?runs={second},{first}")
     expect(page.locator("#summary-table tbody tr")).to_have_count(2)
+
+
+def test_compare_shows_each_runs_latest_completed_evaluation(live_server, page):
+    first, second = add_finished_runs(live_server)
+    page.goto(f"{live_server.url}/compare?runs={first},{second}")
+    expect(page.locator("#evaluations-empty")).to_contain_text("No evaluations yet")
+
+    engine = make_engine(server_db(live_server))
+    score = {"name": "exact_match", "label": "Exact <b>match</b>", "higher_is_better": True,
+             "n": 8, "base_mean": 0.25, "tuned_mean": 0.75, "diff": 0.5, "ci_low": 0.25,
+             "ci_high": 0.75, "verdict": "better", "summary": "tuned is better by 0.5 ± 0.25"}
+    with Session(engine) as session:
+        run = session.get(Run, first)
+        evaluations = [Evaluation(run_id=first, checkpoint_step=60, base_model=run.base_model,
+                                  strategy="grpo", dataset_id=run.dataset_id, split="eval",
+                                  status=status, results=results)
+                       for status, results in (
+                           (JobStatus.completed, {"scores": [score | {"tuned_mean": 0.3}]}),
+                           (JobStatus.completed, {"scores": [score], "primary": "exact_match",
+                                                  "examples": 8}),
+                           (JobStatus.running, {}))]
+        session.add_all(evaluations)
+        session.commit()
+        latest = evaluations[1].id
+    engine.dispose()
+
+    page.reload()
+    column = page.locator(f"#evaluations [data-run-id='{first}']")
+    expect(column.locator(".compare-evaluation")).to_have_count(1)  # the latest completed one
+    expect(column.locator("a")).to_have_attribute("href", f"/evaluations/{latest}")
+    row = column.locator("tr[data-score='exact_match']")
+    expect(row).to_contain_text("Exact <b>match</b>")  # shown as text, not markup
+    expect(row).to_contain_text("0.25 → 0.75")
+    expect(row).to_contain_text("+0.5 [0.25, 0.75]")
+    expect(row).to_contain_text("better")
+    expect(page.locator(f"#evaluations [data-run-id='{second}']")).to_contain_text(
+        "No completed evaluation")
+    expect(page.locator("#evaluations-empty")).to_be_hidden()
+
+
+def server_db(server) -> str:
+    return (server.env.get("TUNEDECK_DATABASE_URL")
+            or f"sqlite:///{server.data_dir / 'tunedeck.db'}")
 
 
 def test_compare_without_runs_explains_how_to_pick_them(live_server, page):

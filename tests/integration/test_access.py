@@ -104,6 +104,25 @@ def test_logout_ends_the_session(auth_client):
     assert auth_client.get("/runs", follow_redirects=False).status_code == 303
 
 
+def test_nav_log_out_button_shows_when_logged_in_and_logs_out(auth_client):
+    assert 'id="logout"' not in auth_client.get("/login").text
+    login(auth_client)
+    html = auth_client.get("/runs").text
+    form = re.search(r'<form method="post" action="/logout"[^>]*>'
+                     r'<input type="hidden" name="csrf_token" value="([^"]+)">', html)
+    assert form and 'id="logout">Log out</button>' in html
+    # The browser submits the form: an urlencoded body carrying the CSRF field.
+    response = auth_client.post("/logout", data={"csrf_token": form.group(1)},
+                                follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert auth_client.get("/runs", follow_redirects=False).status_code == 303
+    assert 'id="logout"' not in auth_client.get("/login").text
+
+
+def test_no_log_out_button_without_an_auth_token(client):
+    assert 'action="/logout"' not in client.get("/runs").text
+
+
 def test_cross_site_post_is_refused_even_when_logged_in(auth_client):
     login(auth_client)
     token = page_csrf(auth_client)

@@ -38,11 +38,14 @@ def test_upload_named(client):
     assert upload(client, GOOD, filename="x.jsonl", name="My set").json()["name"] == "My set"
 
 
-@pytest.mark.parametrize("body,name,fragment", [
-    (b"", "empty.jsonl", "empty"),
-    (b'{"completion": "b"}\n', "missing.jsonl", "prompt"),
-    (b'{"prompt": "a", "completion": "b"}\n{oops\n', "broken.jsonl", "line 2"),
-])
+@pytest.mark.parametrize(
+    "body,name,fragment",
+    [
+        (b"", "empty.jsonl", "empty"),
+        (b'{"completion": "b"}\n', "missing.jsonl", "prompt"),
+        (b'{"prompt": "a", "completion": "b"}\n{oops\n', "broken.jsonl", "line 2"),
+    ],
+)
 def test_bad_uploads_are_422_and_store_nothing(client, body, name, fragment):
     before = len(client.get("/api/datasets").json())
     response = upload(client, body, filename=name)
@@ -68,9 +71,14 @@ def test_upload_without_multipart_is_400(client):
 
 
 def test_unknown_ids_are_404(client):
-    for path in ("/api/datasets/999999", "/api/datasets/999999/preview", "/api/runs/999999",
-                 "/api/runs/999999/metrics", "/api/runs/999999/checkpoints",
-                 "/api/runs/999999/checkpoints/best/download"):
+    for path in (
+        "/api/datasets/999999",
+        "/api/datasets/999999/preview",
+        "/api/runs/999999",
+        "/api/runs/999999/metrics",
+        "/api/runs/999999/checkpoints",
+        "/api/runs/999999/checkpoints/best/download",
+    ):
         response = client.get(path)
         assert response.status_code == 404, path
         assert "not found" in response.json()["detail"]
@@ -81,25 +89,35 @@ def dataset_id(client):
     return upload(client, GOOD).json()["id"]
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({"hyperparameters": {"max_stepz": 5}}, "did you mean 'max_steps'"),
-    ({"hyperparameters": {"learning_rate": -1}}, "hyperparameters.learning_rate"),
-    ({"base_model": "../../etc"}, "base_model"),
-    ({"strategy": "dpo"}, "chosen"),
-    ({"strategy": "ppo"}, "strategy"),
-    ({"reward_functions": [{"name": "exact_answer"}]}, "GRPO"),
-    ({"dataset_id": 999999}, "dataset 999999 not found"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"hyperparameters": {"max_stepz": 5}}, "did you mean 'max_steps'"),
+        ({"hyperparameters": {"learning_rate": -1}}, "hyperparameters.learning_rate"),
+        ({"base_model": "../../etc"}, "base_model"),
+        ({"strategy": "dpo"}, "chosen"),
+        ({"strategy": "ppo"}, "strategy"),
+        ({"reward_functions": [{"name": "exact_answer"}]}, "GRPO"),
+        ({"dataset_id": 999999}, "dataset 999999 not found"),
+    ],
+)
 def test_bad_run_requests_say_what_to_fix(client, dataset_id, body, fragment):
-    response = client.post("/api/runs", json={"dataset_id": dataset_id,
-                                              "base_model": "tiny-random-llama", **body})
+    response = client.post(
+        "/api/runs", json={"dataset_id": dataset_id, "base_model": "tiny-random-llama", **body}
+    )
     assert response.status_code in (404, 422), response.text
     assert fragment in response.json()["detail"]
 
 
 def test_queued_run_can_be_cancelled_once(client, dataset_id):
-    run = client.post("/api/runs", json={"dataset_id": dataset_id, "base_model": "tiny-random-llama",
-                                         "hyperparameters": {"max_steps": 2}}).json()
+    run = client.post(
+        "/api/runs",
+        json={
+            "dataset_id": dataset_id,
+            "base_model": "tiny-random-llama",
+            "hyperparameters": {"max_steps": 2},
+        },
+    ).json()
     assert run["status"] == "queued"
     cancelled = client.post(f"/api/runs/{run['id']}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"

@@ -31,13 +31,24 @@ def test_sft_run_end_to_end(any_live_server, tmp_path):
         assert dataset["num_rows"] == 24
         assert dataset["format"] == "prompt_completion"
 
-        response = client.post("/api/runs", json={
-            "dataset_id": dataset["id"], "strategy": "sft", "base_model": "tiny-random-llama",
-            "name": "e2e-sft",
-            "hyperparameters": {"max_steps": 6, "save_steps": 3, "eval_steps": 3,
-                                "eval_split": 0.25, "per_device_train_batch_size": 2,
-                                "learning_rate": 1e-3, "max_length": 64},
-        })
+        response = client.post(
+            "/api/runs",
+            json={
+                "dataset_id": dataset["id"],
+                "strategy": "sft",
+                "base_model": "tiny-random-llama",
+                "name": "e2e-sft",
+                "hyperparameters": {
+                    "max_steps": 6,
+                    "save_steps": 3,
+                    "eval_steps": 3,
+                    "eval_split": 0.25,
+                    "per_device_train_batch_size": 2,
+                    "learning_rate": 1e-3,
+                    "max_length": 64,
+                },
+            },
+        )
         assert response.status_code == 201, response.text
         run = response.json()
         assert run["status"] == "queued"
@@ -81,8 +92,8 @@ def test_sft_run_end_to_end(any_live_server, tmp_path):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from worker.training.models import resolve_model
     from tests.conftest import MODEL_CACHE
+    from worker.training.models import resolve_model
 
     base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random-llama", MODEL_CACHE))
     model = PeftModel.from_pretrained(base, folder)

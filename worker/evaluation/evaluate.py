@@ -4,7 +4,7 @@ scores → stored examples and results."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, update
 
@@ -39,7 +39,11 @@ class Job:
 def load_job(evaluation_id: int) -> Job:
     with session_scope() as session:
         evaluation = session.get(Evaluation, evaluation_id)
+        if evaluation is None:  # claimed by the task, so only a delete since then gets here
+            raise LookupError(f"evaluation {evaluation_id} not found")
         dataset = session.get(Dataset, evaluation.dataset_id)
+        if dataset is None:
+            raise LookupError(f"dataset {evaluation.dataset_id} not found")
         run = session.get(Run, evaluation.run_id) if evaluation.run_id else None
         hyperparameters: dict[str, Any] = {}
         if run is not None:
@@ -68,7 +72,8 @@ def run_evaluation(evaluation_id: int) -> None:
     from worker.evaluation.runner import adapter_dir
 
     job = load_job(evaluation_id)
-    adapter = adapter_dir(job.run_id, job.step) if job.step is not None else None
+    # A checkpoint step is only ever stored together with its run.
+    adapter = adapter_dir(cast(int, job.run_id), job.step) if job.step is not None else None
     models = load_models(job.base_model, adapter, cache_dir=settings.model_cache_dir)
     rows = select_rows(job, models.tokenizer)
     parts = [row_tools.example_parts(r, dataset_format=job.dataset_format) for r in rows]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from typing import Any, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 
 from app.core.config import settings
 from app.core.db import session_scope
@@ -30,7 +31,11 @@ def generate_playground(generation_id: int) -> None:
 
     with session_scope() as session:
         generation = session.get(Generation, generation_id)
+        if generation is None:  # claimed by the task, so only a delete since then gets here
+            raise LookupError(f"generation {generation_id} not found")
         run = session.get(Run, generation.run_id)
+        if run is None:
+            raise LookupError(f"run {generation.run_id} not found")
         params, prompt_text = dict(generation.params), generation.prompt
         run_id, step = generation.run_id, generation.checkpoint_step
         base_model, dataset_format = run.base_model, run.dataset.format
@@ -73,10 +78,10 @@ def main(kind: str, job_id: int) -> int:
 def finish(table, job_id: int, status: JobStatus, **fields) -> bool:  # type: ignore[no-untyped-def]
     """Running → completed/failed, once: a terminal row never changes."""
     with session_scope() as session:
-        result = session.execute(
+        result = cast("CursorResult[Any]", session.execute(
             update(table).where(table.id == job_id, table.status == JobStatus.running)
             .values(status=status, finished_at=utcnow(), **fields)
-        )
+        ))
         return result.rowcount == 1
 
 

@@ -63,10 +63,10 @@ def resolve_scorers(
     scorers: dict[str, Scorer] = {}
     if strategy == "grpo":  # the run's own rewards (custom code included), validated at launch
         for reward in run_rewards:
-            name = str(reward["name"])
-            scorers[name] = Scorer(name, name if name != "custom" else "custom reward", True,
-                                   "reward", float(reward.get("weight", 1.0)),
-                                   dict(reward.get("params") or {}))
+            key = str(reward["name"])  # not `name`: that one is str | None below
+            scorers[key] = Scorer(key, key if key != "custom" else "custom reward", True,
+                                  "reward", float(reward.get("weight", 1.0)),
+                                  dict(reward.get("params") or {}))
     for item in items:
         name = item if isinstance(item, str) else item.get("name")
         if not isinstance(name, str):

@@ -3,6 +3,8 @@ default Swagger UI loads from a CDN, which TuneDeck never does at runtime)."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
@@ -31,23 +33,47 @@ def operations(openapi: dict) -> list[dict]:
                 continue
             body = op.get("requestBody", {}).get("content", {})
             body_kind = next(iter(body), "")
-            responses = {code: _schema_name(next(iter(r.get("content", {}).values()), {}).get("schema"))
-                         for code, r in op.get("responses", {}).items()}
-            found.append({
-                "method": method.upper(), "path": path, "summary": op.get("summary", ""),
-                "description": op.get("description", ""), "tag": (op.get("tags") or ["other"])[0],
-                "parameters": [{"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                                "type": _schema_name(p.get("schema"))} for p in op.get("parameters", [])],
-                "body": f"{body_kind}: {_schema_name(body[body_kind].get('schema'))}" if body_kind else "",
-                "responses": responses,
-            })
+            responses = {
+                code: _schema_name(
+                    next(iter(r.get("content", {}).values()), cast(dict[str, Any], {}))
+                    .get("schema")
+                )
+                for code, r in op.get("responses", {}).items()
+            }
+            found.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "tag": (op.get("tags") or ["other"])[0],
+                    "parameters": [
+                        {
+                            "name": p["name"],
+                            "in": p["in"],
+                            "required": p.get("required", False),
+                            "type": _schema_name(p.get("schema")),
+                        }
+                        for p in op.get("parameters", [])
+                    ],
+                    "body": f"{body_kind}: {_schema_name(body[body_kind].get('schema'))}"
+                    if body_kind
+                    else "",
+                    "responses": responses,
+                }
+            )
     return found
 
 
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs(request: Request) -> HTMLResponse:
     openapi = request.app.openapi()
-    return templates.TemplateResponse(request, "api_docs.html", {
-        "operations": operations(openapi), "schemas": openapi.get("components", {}).get("schemas", {}),
-        "active_nav": "docs",
-    })
+    return templates.TemplateResponse(
+        request,
+        "api_docs.html",
+        {
+            "operations": operations(openapi),
+            "schemas": openapi.get("components", {}).get("schemas", {}),
+            "active_nav": "docs",
+        },
+    )

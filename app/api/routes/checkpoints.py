@@ -22,8 +22,11 @@ def list_checkpoints(run: RunDep, session: SessionDep) -> list[CheckpointPublic]
     return [CheckpointPublic.model_validate(c) for c in rows]
 
 
-@router.get("/{which}/download", response_class=Response,
-            responses={200: {"content": {"application/zip": {}}}})
+@router.get(
+    "/{which}/download",
+    response_class=Response,
+    responses={200: {"content": {"application/zip": {}}}},
+)
 def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: StoreDep) -> Response:
     """Download a checkpoint (`best` or a step number) as a zip PEFT loads."""
     if which == "best":
@@ -35,10 +38,15 @@ def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: Sto
             select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == int(which))
         )
         if checkpoint is None:
-            raise HTTPException(status_code=404, detail=f"run {run.id} has no checkpoint at step {which}")
+            raise HTTPException(
+                status_code=404, detail=f"run {run.id} has no checkpoint at step {which}"
+            )
     else:
         raise HTTPException(status_code=400, detail="use 'best' or a step number")
     data = service.adapter_zip(store, checkpoint)
     filename = f"tunedeck-run{run.id}-step{checkpoint.step}-adapter.zip"
-    return Response(data, media_type="application/zip",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        data,
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import cast
+
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from python_multipart.exceptions import MultipartParseError
@@ -32,7 +35,8 @@ async def upload_dataset(request: Request, session: SessionDep, store: StoreDep)
         raise HTTPException(status_code=400, detail=f"malformed upload: {exc}") from exc
     try:
         dataset = await run_in_threadpool(
-            service.create_dataset, session, store=store, upload_path=upload.path,
+            # receive_upload raises UploadInvalid rather than return without a file
+            service.create_dataset, session, store=store, upload_path=cast(Path, upload.path),
             filename=upload.filename, name=upload.fields.get("name") or None,
         )
     except DatasetError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -99,9 +101,11 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
 def runs_page(request: Request, session: SessionDep, status: str | None = None,
               strategy: str | None = None, dataset_id: str | None = None) -> HTMLResponse:
     # Filters as GET /api/runs takes them; unknown values show every run rather than an error.
-    filters = {"status": status if status in RUN_FILTER_STATUSES else None,
-               "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
-               "dataset_id": int(dataset_id) if (dataset_id or "").isdigit() else None}
+    filters: dict[str, Any] = {
+        "status": status if status in RUN_FILTER_STATUSES else None,
+        "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
+        "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
+    }
     runs = [launch.run_public(session, run) for run in run_service.list_runs(session, **filters)]
     names = {d.id: d.name for d in dataset_service.list_datasets(session)}
     return _page(request, "runs/list.html", runs=runs, dataset_names=names, filters=filters,

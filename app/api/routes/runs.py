@@ -31,7 +31,9 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
 @router.get("", response_model=list[RunPublic])
 def list_runs(
     session: SessionDep,
-    status: str | None = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$"),
+    status: str | None = Query(
+        default=None, pattern="^(queued|running|completed|failed|cancelled)$"
+    ),
     strategy: str | None = Query(default=None, pattern="^(sft|grpo|dpo)$"),
     dataset_id: int | None = None,
 ) -> list[RunPublic]:
@@ -53,8 +55,11 @@ def get_metrics(
     """A run's logged metrics as [step, value] pairs per name."""
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
     series = metrics.read_series(session, run_ids=[run.id], names=wanted).get(run.id, {})
-    return {"metrics": {name: [[s, launch.json_float(v)] for s, v in points]
-                        for name, points in series.items()}}
+    return {
+        "metrics": {
+            name: [[s, launch.json_float(v)] for s, v in points] for name, points in series.items()
+        }
+    }
 
 
 @router.get("/{run_id}/samples", response_model=list[SamplePublic])
@@ -63,7 +68,9 @@ def get_samples(
 ) -> list[SamplePublic]:
     """Sampled completions (GRPO) with each reward function's score, newest first."""
     rows = session.scalars(
-        select(Sample).where(Sample.run_id == run.id).order_by(Sample.step.desc(), Sample.id)
+        select(Sample)
+        .where(Sample.run_id == run.id)
+        .order_by(Sample.step.desc(), Sample.id)
         .limit(limit)
     )
     return [SamplePublic.model_validate(row) for row in rows]
