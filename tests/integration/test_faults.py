@@ -51,6 +51,9 @@ def loss_steps(client: httpx.Client, run_id: int) -> list[int]:
     return [step for step, _ in series.get("loss", [])]
 
 
+STEPS = 60
+
+
 @pytest.fixture
 def fault_server():
     server = start_server("faults-sigkill", extra_env={"TUNEDECK_WORKER_LOST_AFTER_S": "10"})
@@ -63,7 +66,8 @@ def test_killed_worker_fails_run_then_resume_completes(fault_server):
     server = fault_server
     with server.client() as client:
         dataset_id = upload(client)
-        run = launch(client, dataset_id, max_steps=8, save_steps=2)
+        # Long enough that a quiet machine cannot finish before the kill.
+        run = launch(client, dataset_id, max_steps=STEPS, save_steps=2)
         run_id = run["id"]
 
         def checkpointed():
@@ -75,7 +79,7 @@ def test_killed_worker_fails_run_then_resume_completes(fault_server):
         server.processes[1].wait(timeout=10)
         killed_at = time.monotonic()
         step_at_kill = client.get(f"/api/runs/{run_id}").json()["step"]
-        assert step_at_kill < 8, "the run finished before the worker could be killed"
+        assert step_at_kill < STEPS, "the run finished before the worker could be killed"
 
         failed = server.wait_for_run(run_id, timeout=60)
         assert time.monotonic() - killed_at < 60
@@ -100,11 +104,11 @@ def test_killed_worker_fails_run_then_resume_completes(fault_server):
 
         done = server.wait_for_run(run_id, timeout=150)
         assert done["status"] == "completed", f"{done['error']}\n{server.logs()}"
-        assert done["step"] == 8
+        assert done["step"] == STEPS
         # The curve continues from the checkpoint: every step once, no gap, no duplicate.
-        assert loss_steps(client, run_id) == list(range(1, 9))
+        assert loss_steps(client, run_id) == list(range(1, STEPS + 1))
         steps = [c["step"] for c in client.get(f"/api/runs/{run_id}/checkpoints").json()]
-        assert checkpoint_step in steps and steps[-1] == 8
+        assert checkpoint_step in steps and steps[-1] == STEPS
         assert client.post(f"/api/runs/{run_id}/resume").status_code == 409  # completed is final
 
         never = client.get(f"/api/runs/{queued['id']}").json()
