@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Metric, Run
-from app.services.metrics import _decode
+from app.services.metrics import decode_value
 
 CSV_HEADER = ("run_id", "run_name", "metric", "step", "value")
 CHUNK_ROWS = 5000
@@ -36,7 +36,7 @@ def metric_rows(
             query = query.where(Metric.name.in_(names))
         pending: tuple[int, str, int, float] | None = None
         for name, step, value, special in session.execute(query):
-            row = (run_id, name, step, _decode(value, special))
+            row = (run_id, name, step, decode_value(value, special))
             if pending is not None and pending[1:3] != row[1:3]:
                 yield pending
             pending = row

@@ -21,7 +21,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.models import TERMINAL_STATUSES, Metric, Run
-from app.services.metrics import _decode
+from app.services import metrics
+from app.services.metrics import decode_value
 from app.services.series import downsample
 
 Point = tuple[int, float]
@@ -90,24 +91,10 @@ def metric_names(session: Session, *, runs: list[Run]) -> dict[int, list[str]]:
 def read_raw(session: Session, *, run_id: int, names: Iterable[str]) -> dict[str, list[Point]]:
     """name -> [(step, value)] at full resolution; a step logged twice (resume) keeps the later."""
     names = list(names)
-    out: dict[str, list[Point]] = {name: [] for name in names}
-    if not names:
-        return out
-    query = (
-        select(Metric.name, Metric.step, Metric.value, Metric.special)
-        .where(Metric.run_id == run_id, Metric.name.in_(names))
-        .order_by(Metric.name, Metric.step, Metric.id)
-    )
-    for name, step, value, special in session.execute(query):
-        points = out[name]
-        # Stored NULL without a marker cannot happen from log_batch; NaN keeps it visible.
-        point = (step, float(value) if special is None and value is not None
-                 else _decode(value, special))
-        if points and points[-1][0] == step:
-            points[-1] = point
-        else:
-            points.append(point)
-    return out
+    if not names:  # read_series treats "no names" as "every name"
+        return {}
+    found = metrics.read_series(session, run_ids=[run_id], names=names).get(run_id, {})
+    return {name: found.get(name, []) for name in names}
 
 
 def series_sizes(session: Session, *, run_id: int, names: list[str]) -> dict[str, tuple]:
@@ -160,7 +147,7 @@ def _one_point(session: Session, *, run_id: int, name: str, last: int) -> Point:
     step, value, special = session.execute(
         select(Metric.step, Metric.value, Metric.special)
         .where(Metric.run_id == run_id, Metric.name == name).order_by(*order).limit(1)).one()
-    return step, _decode(value, special)
+    return step, decode_value(value, special)
 
 
 def chart_series(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app.services.dataset_files import DatasetError, describe, read_file, row_label
-from app.services.dataset_stats import length_stats, rows_for_preview
+from app.services.dataset_stats import TEXT_FIELDS, length_stats, rows_for_preview
 
 __all__ = [
     "DatasetError",
@@ -39,16 +39,9 @@ class ParsedDataset:
     file_format: str  # "jsonl", "json" (one JSON array), "csv" or "parquet"
 
 
-# Required columns per TRL dataset type; any other column is kept (GRPO reward kwargs).
-FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
-    "prompt_completion": ("prompt", "completion"),
-    "conversational_prompt_completion": ("prompt", "completion"),
-    "messages": ("messages",),
-    "text": ("text",),
-    "prompt_only": ("prompt",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "conversational_preference": ("prompt", "chosen", "rejected"),
-}
+# Required columns per TRL dataset type; any other column is kept (GRPO reward kwargs). They are
+# exactly the columns that hold training text, which the statistics module already lists.
+FORMAT_COLUMNS: dict[str, tuple[str, ...]] = TEXT_FIELDS
 FORMAT_LABELS = {
     "prompt_completion": "prompt/completion text",
     "conversational_prompt_completion": "prompt/completion message lists",

@@ -141,9 +141,7 @@ def json_float(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def run_public(session: Session, run: Run, *, refresh: bool = True) -> RunPublic:
-    if refresh:
-        session.refresh(run)
+def run_public(session: Session, run: Run) -> RunPublic:
     public = RunPublic.model_validate(run)
     if run.max_steps:
         public.progress = min(1.0, run.step / run.max_steps)

@@ -22,7 +22,7 @@ def _encode(value: float) -> tuple[float | None, str | None]:
     return value, None
 
 
-def _decode(value: float | None, special: str | None) -> float:
+def decode_value(value: float | None, special: str | None) -> float:
     if special:
         return float(special)
     return float(value) if value is not None else float("nan")
@@ -50,16 +50,6 @@ def log_batch(
     return len(payload)
 
 
-def metric_names(session: Session, *, run_ids: list[int]) -> dict[int, list[str]]:
-    found: dict[int, list[str]] = defaultdict(list)
-    rows = session.execute(
-        select(Metric.run_id, Metric.name).where(Metric.run_id.in_(run_ids)).distinct()
-    )
-    for run_id, name in rows:
-        found[run_id].append(name)
-    return {run_id: sorted(names) for run_id, names in found.items()}
-
-
 def read_series(
     session: Session,
     *,
@@ -81,17 +71,12 @@ def read_series(
     for run_id, name, step, value, special, wall_time in session.execute(query):
         points = series[run_id][name]
         point = (
-            (step, _decode(value, special), wall_time)
+            (step, decode_value(value, special), wall_time)
             if with_time
-            else (step, _decode(value, special))
+            else (step, decode_value(value, special))
         )
         if points and points[-1][0] == step:
             points[-1] = point
         else:
             points.append(point)
     return {run_id: dict(by_name) for run_id, by_name in series.items()}
-
-
-def latest_values(session: Session, *, run_id: int) -> dict[str, float]:
-    series = read_series(session, run_ids=[run_id]).get(run_id, {})
-    return {name: points[-1][1] for name, points in series.items() if points}

@@ -24,8 +24,7 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
         run = launch.launch_run(session, dataset=dataset, spec=body)
     except launch.LaunchError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from exc
-    # As created: a fast worker may already have claimed it.
-    return launch.run_public(session, run, refresh=False)
+    return launch.run_public(session, run)
 
 
 @router.get("", response_model=list[RunPublic])
