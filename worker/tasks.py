@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 from celery.signals import worker_ready
 
@@ -73,9 +72,14 @@ def train_run(run_id: int) -> str:
             preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
         )
-        while child.poll() is None:
+        # Heartbeat at the usual cadence, but return the moment the child exits.
+        while True:
             _heartbeat(run_id)
-            time.sleep(HEARTBEAT_INTERVAL_S if child.poll() is None else 0)
+            try:
+                child.wait(timeout=HEARTBEAT_INTERVAL_S)
+                break
+            except subprocess.TimeoutExpired:
+                continue
 
     if child.returncode != 0:
         reason = (
