@@ -163,7 +163,8 @@ def test_curves_of_a_running_run_extend_without_reload(live_server, page):
     with Session(engine) as session:
         metrics.log_batch(session, run_id=running,
                           rows=[(s, "loss", 1.0 / s, utcnow()) for s in range(11, 21)])
-        session.get(Run, running).status = RunStatus.completed
+        finished = session.get(Run, running)
+        finished.status, finished.step, finished.finished_at = RunStatus.completed, 20, utcnow()
         session.commit()
     engine.dispose()
     page.wait_for_function(f"({points})() === 20", timeout=15_000)  # polled every 3 s
