@@ -111,6 +111,10 @@ class Run(Base):
     # Step the current attempt started from (resume continues the same curves).
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # When the run's task was last published and how often since it was queued: the reaper
+    # publishes a long-queued run again with back-off (services/reaper.py).
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

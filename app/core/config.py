@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     # Seconds without a heartbeat before a running run is marked failed ("worker lost"); with the
     # reaper's pass every ≤ 10 s a dead worker is noticed within a minute (services/reaper.py).
     worker_lost_after_s: int = Field(default=45, ge=5)
+    # Seconds a run may wait in the queue before its task is published again (a broker that lost
+    # its messages, e.g. Redis restarted without persistence); the wait doubles after each
+    # re-publish, up to an hour (services/reaper.py). 0 turns re-publishing off.
+    requeue_after_s: int = Field(default=120, ge=0)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.

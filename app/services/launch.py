@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -142,9 +143,18 @@ def json_float(value: float | None) -> float | None:
 
 
 def run_public(session: Session, run: Run) -> RunPublic:
-    public = RunPublic.model_validate(run)
-    if run.max_steps:
-        public.progress = min(1.0, run.step / run.max_steps)
-    best = checkpoints.best_checkpoint(session, run_id=run.id)
-    public.best_checkpoint = CheckpointPublic.model_validate(best) if best else None
-    return public
+    return runs_public(session, [run])[0]
+
+
+def runs_public(session: Session, rows: Sequence[Run]) -> list[RunPublic]:
+    """Runs as the API shows them; the best checkpoints of all of them come in one query."""
+    best = checkpoints.best_checkpoints(session, run_ids=[run.id for run in rows])
+    listed = []
+    for run in rows:
+        public = RunPublic.model_validate(run)
+        if run.max_steps:
+            public.progress = min(1.0, run.step / run.max_steps)
+        checkpoint = best.get(run.id)
+        public.best_checkpoint = CheckpointPublic.model_validate(checkpoint) if checkpoint else None
+        listed.append(public)
+    return listed

@@ -8,6 +8,18 @@ Timing (settings.worker_lost_after_s = T): workers heartbeat every ``heartbeat_i
 seconds (at most T/4, so one slow write never looks like a death) and reapers look every
 ``reap_interval(T)`` seconds, so a dead worker's run is failed at most T + T/3 (≤ T + 10 s) after
 its last heartbeat: 55 s with the default T = 45.
+
+Lost messages: a queued run whose task message vanished (Redis restarted without persistence, the
+filesystem broker's folder wiped) would wait forever, so the same passes publish a run's task
+again to its queue once it has waited ``settings.requeue_after_s`` (R) since its last publish.
+A duplicate is harmless: the task's claim is one conditional UPDATE, so the spare message finds
+the run no longer queued and does nothing. The wait doubles after each re-publish, up to an hour
+(R, 2R, 4R …), so a legitimate backlog (one worker busy on a 2-hour run, ten runs waiting) costs
+each waiting run about log2(2 h / R) spare messages, not one per pass. We do not look into the
+queue for the run's message instead: that differs per broker, and a message a worker has
+prefetched (Redis keeps it "unacked" outside the list) would look lost. Several web processes agree
+through ``run.publish_count``: the one whose ``UPDATE … WHERE publish_count = seen`` matches
+publishes, the others skip that interval.
 """
 
 from __future__ import annotations
@@ -17,12 +29,14 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.config import settings
 from app.models import Run, RunStatus, utcnow
-from app.services.runs import transition
+from app.services.runs import as_utc, enqueue, transition
 
 log = logging.getLogger(__name__)
 WORKER_LOST = "worker lost"
@@ -69,6 +83,64 @@ def reap_lost_runs(
     return reaped
 
 
+REQUEUE_CAP_S = 3600.0
+
+
+def requeue_interval(requeue_after_s: float, publish_count: int) -> float:
+    """Seconds a queued run waits after its ``publish_count``-th publish before the next one."""
+    doublings = min(max(publish_count - 1, 0), 30)
+    return min(requeue_after_s * 2**doublings, max(requeue_after_s, REQUEUE_CAP_S))
+
+
+def requeue_due(run: Run, *, now: datetime, requeue_after_s: float) -> bool:
+    """Whether ``run`` has waited queued long enough since its last publish to publish again."""
+    if run.status != RunStatus.queued or requeue_after_s <= 0:
+        return False
+    # Rows queued before published_at existed count from their creation.
+    last = as_utc(run.published_at or run.created_at)
+    waited = (now - last).total_seconds() if last else 0.0
+    return waited >= requeue_interval(requeue_after_s, run.publish_count)
+
+
+def requeue_lost_runs(
+    session: Session, *, requeue_after_s: float, now: datetime | None = None
+) -> list[int]:
+    """Publish the task of every queued run that is due (``requeue_due``) again; returns ids."""
+    if requeue_after_s <= 0:
+        return []
+    now = now or utcnow()
+    # The shortest wait narrows the rows in SQL; requeue_due applies each run's back-off.
+    earliest = now - timedelta(seconds=requeue_after_s)
+    candidates = list(session.scalars(select(Run).where(
+        Run.status == RunStatus.queued,
+        func.coalesce(Run.published_at, Run.created_at) <= earliest,
+    )))
+    requeued = []
+    for run in candidates:
+        if not requeue_due(run, now=now, requeue_after_s=requeue_after_s):
+            continue
+        seen = run.publish_count
+        result = cast("CursorResult[Any]", session.execute(
+            update(Run)
+            .where(Run.id == run.id, Run.status == RunStatus.queued, Run.publish_count == seen)
+            .values(published_at=now, publish_count=seen + 1)
+            .execution_options(synchronize_session=False)
+        ))
+        session.commit()
+        if result.rowcount != 1:  # claimed, cancelled, or another web process published it
+            continue
+        try:
+            enqueue(run)
+        except Exception:  # broker down: the next interval tries again
+            log.exception("re-publishing run %s failed", run.id)
+            continue
+        requeued.append(run.id)
+    if requeued:
+        log.warning("re-published runs %s: queued longer than their re-publish interval",
+                    requeued)
+    return requeued
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -90,20 +162,29 @@ def dead_on_this_host(hostname: str, alive: Callable[[int], bool] = pid_alive
 
 
 class ReaperThread(threading.Thread):
-    """Calls ``reap_lost_runs`` every ``reap_interval`` seconds until ``stop()``."""
+    """Calls ``reap_lost_runs`` and ``requeue_lost_runs`` every ``reap_interval`` seconds (or
+    every R/2 when the re-publish wait R is shorter) until ``stop()``."""
 
-    def __init__(self, session_factory: sessionmaker, *, lost_after_s: float) -> None:
+    def __init__(self, session_factory: sessionmaker, *, lost_after_s: float,
+                 requeue_after_s: float | None = None) -> None:
         super().__init__(name="tunedeck-reaper", daemon=True)
         self.session_factory = session_factory
         self.lost_after_s = lost_after_s
+        self.requeue_after_s = (
+            settings.requeue_after_s if requeue_after_s is None else requeue_after_s
+        )
+        self.interval = reap_interval(lost_after_s)
+        if self.requeue_after_s > 0:
+            self.interval = min(self.interval, max(0.5, self.requeue_after_s / 2))
         self._stopped = threading.Event()
 
     def run(self) -> None:
-        while not self._stopped.wait(reap_interval(self.lost_after_s)):
-            try:
+        while not self._stopped.wait(self.interval):
+            try:  # a database hiccup must not end the thread
                 with self.session_factory() as session:
                     reap_lost_runs(session, lost_after_s=self.lost_after_s)
-            except Exception:  # a database hiccup must not end the thread
+                    requeue_lost_runs(session, requeue_after_s=self.requeue_after_s)
+            except Exception:
                 log.exception("reaper pass failed; retrying")
 
     def stop(self) -> None:

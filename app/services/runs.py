@@ -85,6 +85,9 @@ def create_run(
         requested_backend=backend,
         queue=queue,
         status=RunStatus.queued,
+        # The caller publishes the task right after this commit (launch.launch_run).
+        published_at=utcnow(),
+        publish_count=1,
         max_steps=(
             hyperparameters["max_steps"] if hyperparameters.get("max_steps", -1) > 0 else None
         ),
@@ -151,6 +154,8 @@ def resume_run(session: Session, *, run: Run, store: ArtifactStore) -> Run:
         eta_seconds=None,
         worker=None,
         heartbeat_at=None,
+        published_at=utcnow(),
+        publish_count=1,
     )
     if not resumed:  # someone else resumed (or changed) it between our read and our update
         session.refresh(run)

@@ -106,7 +106,7 @@ def runs_page(request: Request, session: SessionDep, status: str | None = None,
         "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
         "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
     }
-    runs = [launch.run_public(session, run) for run in run_service.list_runs(session, **filters)]
+    runs = launch.runs_public(session, run_service.list_runs(session, **filters))
     names = {d.id: d.name for d in dataset_service.list_datasets(session)}
     return _page(request, "runs/list.html", runs=runs, dataset_names=names, filters=filters,
                  statuses=RUN_FILTER_STATUSES)

@@ -38,7 +38,7 @@ def list_runs(
 ) -> list[RunPublic]:
     """List runs, newest first, optionally filtered."""
     runs = service.list_runs(session, status=status, strategy=strategy, dataset_id=dataset_id)
-    return [launch.run_public(session, run) for run in runs]
+    return launch.runs_public(session, runs)
 
 
 @router.get("/{run_id}", response_model=RunPublic)
