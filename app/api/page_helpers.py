@@ -56,6 +56,8 @@ LABELS = {
     "lr_scheduler_type": ("Learning rate schedule", ""),
     "weight_decay": ("Weight decay", ""),
     "system_prompt": ("System prompt", "Prepended to every example."),
+    "chat_template": ("Chat template",
+                      "Text prompts as chat messages: auto when the model has a template."),
     "load_in_4bit": ("Load in 4-bit", "QLoRA: needs the unsloth backend on a CUDA GPU."),
     "beta": ("Beta", "How strongly training stays near the base model: DPO 0.1, GRPO 0.04."),
     "loss_type": ("Loss type", "The default (DPO: sigmoid, GRPO: dapo) suits most runs."),

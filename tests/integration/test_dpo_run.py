@@ -27,7 +27,8 @@ def test_dpo_run_end_to_end(live_server):
             "hyperparameters": {"max_steps": 4, "save_steps": 2, "eval_split": 0.25,
                                 "per_device_train_batch_size": 2, "learning_rate": 1e-3,
                                 "beta": 0.1, "loss_type": "sigmoid", "max_length": 64,
-                                "max_prompt_length": 32},
+                                # with the chat template (default) a prompt is ~38 tokens
+                                "max_prompt_length": 48},
         })
         assert response.status_code == 201, response.text
         run = live_server.wait_for_run(response.json()["id"])

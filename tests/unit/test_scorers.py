@@ -110,25 +110,13 @@ def test_example_parts_and_display_text():
     messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     parts = row_tools.example_parts({"messages": messages}, dataset_format="messages")
     assert parts["prompt"] == messages[:1] and row_tools.text_of(parts["reference"]) == "hello"
-    assert row_tools.text_of(parts["prompt"]) == "user: hi"
+    assert row_tools.text_of(parts["prompt"]) == "hi"  # a lone message reads as its words
+    assert row_tools.text_of(messages) == "user: hi\nassistant: hello"
     pref = row_tools.example_parts({"prompt": "q", "chosen": "a", "rejected": "b"},
                                    dataset_format="preference")
     assert (pref["prompt"], pref["chosen"], pref["rejected"]) == ("q", "a", "b")
     with pytest.raises(ValueError, match="plain text"):
         row_tools.example_parts({"text": "x"}, dataset_format="text")
-
-
-def test_playground_prompt_uses_the_chat_template_for_conversations_or_instruct_models():
-    as_chat = row_tools.playground_prompt("hi", dataset_format="prompt_completion",
-                                          base_model="smollm2-135m-instruct",
-                                          has_chat_template=True)
-    assert as_chat == [{"role": "user", "content": "hi"}]
-    assert row_tools.playground_prompt("hi", dataset_format="prompt_completion",
-                                       base_model="tiny-random-llama",
-                                       has_chat_template=True) == "hi"
-    assert row_tools.playground_prompt("hi", dataset_format="messages",
-                                       base_model="tiny-random-llama",
-                                       has_chat_template=True)[0]["role"] == "user"
 
 
 def test_held_out_rows_are_the_training_split():

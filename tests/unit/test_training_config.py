@@ -20,7 +20,7 @@ from worker.training.config import (
     divisibility_message,
     validate_hyperparameters,
 )
-from worker.training.data import check_columns, read_rows, split_rows, with_system_prompt
+from worker.training.data import as_conversation, check_columns, read_rows, split_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -214,7 +214,7 @@ SYSTEM = {"role": "system", "content": "Be brief."}
 
 
 def add_system(row, dataset_format):
-    return with_system_prompt(row, dataset_format=dataset_format, system_prompt="Be brief.")
+    return as_conversation(row, dataset_format=dataset_format, system_prompt="Be brief.")
 
 
 def test_system_prompt_turns_string_prompts_into_conversations():

@@ -1,19 +1,25 @@
 """Which rows an evaluation scores, and how a row becomes a prompt and a reference.
 
 Held-out rows are reproduced with the training pipeline's own functions and seed
-(``worker.training.data``), so they are exactly the rows the run did not train on. Pure apart
-from the tokenizer, which only counts prompt tokens.
+(``worker.training.data``), so they are exactly the rows the run did not train on, formatted as it
+saw them; a playground prompt goes through the same chat-template rule. Pure apart from the
+tokenizer, which counts prompt tokens and says whether it has a chat template.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from worker.training.data import (
+    as_conversation,
+    chat_settings,
     check_columns,
     drop_long_prompts,
+    format_prompts,
+    has_chat_template,
     split_rows,
-    with_system_prompt,
+    uses_chat_template,
 )
 
 Prompt = str | list[dict[str, Any]]
@@ -37,12 +43,12 @@ def prepare_rows(
     rows: list[dict[str, Any]], *, strategy: str, dataset_format: str,
     hyperparameters: dict[str, Any], tokenizer: Any,
 ) -> list[dict[str, Any]]:
-    """Rows as the trainer saw them: checked, with the run's system prompt, long prompts out."""
+    """Rows as the trainer saw them: checked, formatted as in ``load_datasets`` (chat template,
+    system prompt), long prompts out."""
     check_columns(rows, strategy=strategy, dataset_format=dataset_format)
-    system_prompt = hyperparameters.get("system_prompt")
-    if system_prompt and dataset_format != "text":
-        rows = [with_system_prompt(r, dataset_format=dataset_format, system_prompt=system_prompt)
-                for r in rows]
+    chat_template, system_prompt = chat_settings(hyperparameters)
+    rows = format_prompts(rows, dataset_format=dataset_format, chat_template=chat_template,
+                          system_prompt=system_prompt, has_template=has_chat_template(tokenizer))
     max_prompt_length = hyperparameters.get("max_prompt_length")
     if max_prompt_length:
         rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
@@ -66,28 +72,30 @@ def example_parts(row: dict[str, Any], *, dataset_format: str) -> dict[str, Any]
 
 
 def text_of(value: Prompt | None) -> str:
-    """What people read: a string as is; a conversation as "role: content" lines."""
+    """What people read: a string, or a lone user or assistant message (a string prompt or answer
+    the chat template wrapped), as is; a longer conversation as "role: content" lines."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if len(value) == 1 and value[0].get("role") == "assistant":
+    if len(value) == 1 and value[0].get("role") in ("user", "assistant"):
         return str(value[0].get("content", ""))
     return "\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in value)
 
 
 def playground_prompt(
-    prompt: str, *, dataset_format: str, base_model: str, has_chat_template: bool,
-    system_prompt: str | None = None,
+    prompt: str, *, dataset_format: str, hyperparameters: Mapping[str, Any], has_template: bool,
 ) -> Prompt:
-    """A typed prompt as the model should see it: a conversation (chat template) when the run
-    trained on conversations or the model is an instruct model, else the plain string."""
-    conversational = dataset_format.startswith("conversational") or dataset_format == "messages"
-    instruct = any(word in base_model.lower() for word in ("instruct", "chat", "-it"))
-    if not has_chat_template or not (conversational or instruct or system_prompt):
+    """A typed prompt as the run's training formatted its prompts: a conversation (with the run's
+    system prompt) when ``uses_chat_template`` says so, else the plain string. Runs on "text"
+    rows trained on plain text, so their prompt stays plain."""
+    chat_template, system_prompt = chat_settings(hyperparameters)
+    if not uses_chat_template(dataset_format=dataset_format, chat_template=chat_template,
+                              system_prompt=system_prompt, has_template=has_template):
         return prompt
-    messages = [{"role": "user", "content": prompt}]
-    return [{"role": "system", "content": system_prompt}, *messages] if system_prompt else messages
+    row = as_conversation({"prompt": prompt}, dataset_format="prompt_only",
+                          system_prompt=system_prompt)
+    return row["prompt"]
 
 
 def row_prompt_text(row: dict[str, Any], dataset_format: str) -> str | None:

@@ -28,6 +28,7 @@ def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
 def generate_playground(generation_id: int) -> None:
     from worker.evaluation.generate import Sampling, generate, load_models
     from worker.evaluation.rows import playground_prompt
+    from worker.training.data import has_chat_template
 
     with session_scope() as session:
         generation = session.get(Generation, generation_id)
@@ -39,12 +40,13 @@ def generate_playground(generation_id: int) -> None:
         params, prompt_text = dict(generation.params), generation.prompt
         run_id, step = generation.run_id, generation.checkpoint_step
         base_model, dataset_format = run.base_model, run.dataset.format
-        system_prompt = (run.hyperparameters or {}).get("system_prompt")
+        hyperparameters = dict(run.hyperparameters or {})
     models = load_models(base_model, adapter_dir(run_id, step),
                          cache_dir=settings.model_cache_dir)
-    prompt = playground_prompt(prompt_text, dataset_format=dataset_format, base_model=base_model,
-                               has_chat_template=bool(models.tokenizer.chat_template),
-                               system_prompt=system_prompt)
+    # Formatted as the run's training formatted its prompts (chat template, system prompt).
+    prompt = playground_prompt(prompt_text, dataset_format=dataset_format,
+                               hyperparameters=hyperparameters,
+                               has_template=has_chat_template(models.tokenizer))
     sampling = Sampling(max_new_tokens=params.get("max_new_tokens", 128),
                         temperature=params.get("temperature", 0.7), top_p=params.get("top_p", 1.0),
                         seed=params.get("seed", 0))

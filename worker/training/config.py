@@ -58,6 +58,9 @@ class TrainingHyperparameters(BaseModel):
     weight_decay: float = Field(0.0, ge=0, le=1)
     seed: int = Field(42, ge=0)
     system_prompt: str | None = None
+    # String prompts (and their answers) become chat messages: "auto" when the tokenizer has a chat
+    # template, "on" always (fails without one), "off" never. See worker.training.data.
+    chat_template: Literal["auto", "on", "off"] = "auto"
     # Load the base model quantised to 4 bits (QLoRA): the Unsloth backend only, on CUDA.
     load_in_4bit: bool = False
 
@@ -93,6 +96,15 @@ class TrainingHyperparameters(BaseModel):
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value if value and value.strip() else None
+
+    @model_validator(mode="after")
+    def _system_prompt_needs_chat(self) -> TrainingHyperparameters:
+        if self.system_prompt and self.chat_template == "off":
+            raise ValueError(
+                "a system prompt needs the chat template: set chat_template to 'auto' or 'on', "
+                "or clear system_prompt"
+            )
+        return self
 
     def lora_arguments(self) -> dict[str, Any]:
         """Keyword arguments for peft.LoraConfig."""

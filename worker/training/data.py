@@ -1,7 +1,8 @@
-"""Read a run's normalised JSONL dataset, apply the system prompt, and split off the eval rows.
+"""Read a run's normalised JSONL dataset, format its prompts, and split off the eval rows.
 
 The row-level functions are pure (lists of dicts in and out); only ``load_datasets`` touches the
-file, the tokenizer and the ``datasets`` library.
+file, the tokenizer and the ``datasets`` library. Evaluation and the playground format prompts
+with the same functions, so a run is judged and tried on the prompts it trained on.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "preference": ("chosen", "rejected"),
     "conversational_preference": ("chosen", "rejected"),
 }
+CONVERSATIONAL_FORMATS = (
+    "conversational_prompt_completion", "messages", "conversational_preference",
+)  # fmt: skip
 STRATEGY_FORMATS: dict[str, tuple[str, ...]] = {
     "sft": ("prompt_completion", "conversational_prompt_completion", "messages", "text"),
     "grpo": ("prompt_only",),
@@ -70,15 +75,17 @@ def check_columns(rows: list[dict[str, Any]], *, strategy: str, dataset_format: 
             raise ValueError(f"row {number} has no {', '.join(missing)} (format {dataset_format})")
 
 
-def with_system_prompt(
-    row: dict[str, Any], *, dataset_format: str, system_prompt: str
+def as_conversation(
+    row: dict[str, Any], *, dataset_format: str, system_prompt: str | None = None
 ) -> dict[str, Any]:
-    """Return the row with the system prompt added; plain strings become conversations.
+    """The row as a conversation: a string prompt becomes a user message and a string
+    completion/chosen/rejected an assistant message; the system prompt, when set, goes first.
 
-    A row that already starts with a system message keeps it. "text" rows and preference rows
-    without a prompt have nowhere to put one and come back unchanged.
+    Other columns (a GRPO "answer", say) are kept: TRL hands them to the reward functions. A row
+    that already starts with a system message keeps it. "text" rows and preference rows without
+    a prompt have nowhere to put one and come back unchanged.
     """
-    system = {"role": "system", "content": system_prompt}
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if dataset_format == "messages":
         return {**row, "messages": _prepend(system, row["messages"])}
     if "prompt" not in row or dataset_format == "text":
@@ -92,6 +99,65 @@ def with_system_prompt(
         if isinstance(row.get(column), str):
             updated[column] = [{"role": "assistant", "content": row[column]}]
     return updated
+
+
+def chat_settings(hyperparameters: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(chat_template, system_prompt) of a run's stored hyperparameters. Runs stored before
+    chat_template existed have no such key and read as "auto"; a blank system prompt is none."""
+    system_prompt = hyperparameters.get("system_prompt")
+    if not isinstance(system_prompt, str) or not system_prompt.strip():
+        system_prompt = None
+    return hyperparameters.get("chat_template") or "auto", system_prompt
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer has a chat template (an empty one is none)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def uses_chat_template(
+    *, dataset_format: str, chat_template: str, system_prompt: str | None, has_template: bool
+) -> bool:
+    """Whether the run's prompts go through the chat template: the one rule that training,
+    evaluation and the playground share.
+
+    Conversational datasets always do (TRL applies the template to them); string prompts do under
+    "on", under "auto" when the tokenizer has a template, and whenever there is a system prompt
+    (it needs a system turn). "text" rows have no prompt and never do. Raises ValueError when the
+    template is needed but the tokenizer has none.
+    """
+    if chat_template == "on" and not has_template:
+        raise ValueError(
+            "chat_template is 'on' but this model's tokenizer has no chat template: set "
+            "chat_template to 'auto' or 'off', or choose a chat/instruct model"
+        )
+    if dataset_format == "text":
+        return False
+    if dataset_format in CONVERSATIONAL_FORMATS:
+        needed, why = True, f"the {dataset_format} dataset is made of conversations"
+    elif system_prompt:
+        needed, why = True, "system_prompt needs a system turn"
+    else:
+        needed, why = chat_template != "off" and has_template, ""
+    if needed and not has_template:
+        raise ValueError(
+            f"{why}, but this model's tokenizer has no chat template: choose a chat/instruct model"
+            + ("" if dataset_format in CONVERSATIONAL_FORMATS else " or clear system_prompt")
+        )
+    return needed
+
+
+def format_prompts(
+    rows: list[dict[str, Any]], *, dataset_format: str, chat_template: str,
+    system_prompt: str | None, has_template: bool,
+) -> list[dict[str, Any]]:
+    """Rows as the trainer sees them: conversations (with the system prompt) when
+    ``uses_chat_template`` says so, else unchanged."""
+    if not uses_chat_template(dataset_format=dataset_format, chat_template=chat_template,
+                              system_prompt=system_prompt, has_template=has_template):
+        return rows
+    return [as_conversation(r, dataset_format=dataset_format, system_prompt=system_prompt)
+            for r in rows]
 
 
 def split_rows(
@@ -142,13 +208,12 @@ def load_datasets(job, hp, tokenizer):
 
     rows = read_rows(Path(job.dataset_path))
     check_columns(rows, strategy=job.strategy, dataset_format=job.dataset_format)
-    if hp.system_prompt:
-        if job.dataset_format == "text":
-            logger.warning("system_prompt ignored: plain text rows have no place for it")
-        rows = [
-            with_system_prompt(r, dataset_format=job.dataset_format, system_prompt=hp.system_prompt)
-            for r in rows
-        ]
+    if hp.system_prompt and job.dataset_format == "text":
+        logger.warning("system_prompt ignored: plain text rows have no place for it")
+    # Convert first, then count: long prompts are measured as the trainer will tokenize them.
+    rows = format_prompts(rows, dataset_format=job.dataset_format, chat_template=hp.chat_template,
+                          system_prompt=hp.system_prompt,
+                          has_template=has_chat_template(tokenizer))
     max_prompt_length = getattr(hp, "max_prompt_length", None)
     if max_prompt_length:
         rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
@@ -156,7 +221,7 @@ def load_datasets(job, hp, tokenizer):
     return Dataset.from_list(train), Dataset.from_list(held_out) if held_out else None
 
 
-def _prepend(system: dict[str, str], messages: list[dict]) -> list[dict]:
+def _prepend(system: list[dict[str, str]], messages: list[dict]) -> list[dict]:
     if messages and messages[0].get("role") == "system":
         return messages
-    return [system, *messages]
+    return [*system, *messages]
