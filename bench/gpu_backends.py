@@ -2,12 +2,16 @@
 TuneDeck's own training layer, printing steps/s, tokens/s and peak GPU memory side by side.
 
     python bench/gpu_backends.py [--steps 40] [--markdown docs/gpu-results.md]
+                                 [--backends trl,unsloth,unsloth-novllm]
 
 Each (strategy, backend) trains in its own process: Unsloth patches transformers and TRL when it
 is imported, so the TRL baseline must never share a process with it. Rates are measured between
 the log times of the first step after warm-up and the last step, so model loading, compilation
 and vLLM start-up do not count; peak memory is torch.cuda.max_memory_allocated() over the whole
-run. Without CUDA it says so and exits 0 (see docs/benchmarks.md for running it on a GPU).
+run. "unsloth-novllm" is Unsloth with vLLM hidden (GRPO then generates through Unsloth's own
+inference), for comparing the training kernels alone where vllm is installed: vLLM's up-front
+reservation would otherwise dominate GRPO's peak memory. Without CUDA it says so and exits 0 (see
+docs/benchmarks.md for running it on a GPU).
 """
 
 from __future__ import annotations
@@ -102,13 +106,16 @@ class ClockReporter:
 
 def measure(strategy: str, backend: str, steps: int, model: str = MODEL) -> dict:
     """Train one run in this process and return its numbers (called in a fresh child)."""
-    if backend == "unsloth":
+    if backend.startswith("unsloth"):
         import unsloth  # noqa: F401  (before transformers/trl, which it patches)
     import torch
 
-    from worker.training import TrainingJob
+    from worker.training import TrainingJob, unsloth_backend
     from worker.training.backends import train
-    from worker.training.unsloth_backend import use_fast_inference, vllm_installed
+    from worker.training.unsloth_backend import use_fast_inference
+
+    if backend == "unsloth-novllm":  # UnslothBackend asks this module whether vllm is there
+        unsloth_backend.vllm_installed = lambda: False
 
     rewards, weights = [], None
     if strategy == "grpo":
@@ -125,18 +132,21 @@ def measure(strategy: str, backend: str, steps: int, model: str = MODEL) -> dict
                           dataset_format=data_format, output_dir=Path(output_dir),
                           hyperparameters={**SHARED, **HYPERPARAMETERS[strategy],
                                            "max_steps": steps},
-                          reward_functions=rewards, reward_weights=weights, backend=backend)
+                          reward_functions=rewards, reward_weights=weights,
+                          backend=backend.removesuffix("-novllm"))
         reporter = ClockReporter()
         cuda = torch.cuda.is_available()  # False only when the tests run a child on a CPU
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         result = train(job, reporter)
     steps_per_s, tokens_per_s = rates(reporter.points)
-    fast = backend == "unsloth" and use_fast_inference(strategy, vllm_installed=vllm_installed())
-    return {"strategy": strategy, "backend": result.backend, "steps": result.final_step,
+    fast = result.backend == "unsloth" and use_fast_inference(
+        strategy, vllm_installed=unsloth_backend.vllm_installed()
+    )
+    return {"strategy": strategy, "backend": backend, "steps": result.final_step,
             "steps_per_s": steps_per_s, "tokens_per_s": tokens_per_s,
             "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
-            "note": "vLLM generation" if fast else ""}
+            "note": "vLLM generation (its reservation counts in the peak)" if fast else ""}
 
 
 def _versions() -> str:
@@ -145,24 +155,63 @@ def _versions() -> str:
     import torch
 
     found = []
-    for name in ("torch", "transformers", "trl", "peft", "unsloth", "vllm"):
+    for name in ("torch", "transformers", "trl", "peft", "datasets", "unsloth", "unsloth_zoo",
+                 "bitsandbytes", "xformers", "vllm"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found.append(f"{name} {metadata.version(name)}")
     return f"{torch.cuda.get_device_name(0)}; " + ", ".join(found)
+
+
+BACKENDS = ("trl", "unsloth", "unsloth-novllm")
+
+
+def run_child(strategy: str, backend: str, args: argparse.Namespace) -> dict:
+    """One measurement in a fresh process; its output goes to --logs when given."""
+    command = [sys.executable, __file__, "--steps", str(args.steps), "--model", args.model,
+               "--child", strategy, backend]
+    try:
+        child = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                               timeout=args.child_timeout)
+    except subprocess.TimeoutExpired as timeout:
+        stdout, stderr, code = timeout.stdout or "", timeout.stderr or "", None
+    else:
+        stdout, stderr, code = child.stdout, child.stderr, child.returncode
+    if isinstance(stdout, bytes):  # TimeoutExpired keeps bytes even in text mode
+        stdout, stderr = stdout.decode(errors="replace"), (stderr or b"").decode(errors="replace")
+    if args.logs:
+        args.logs.mkdir(parents=True, exist_ok=True)
+        (args.logs / f"{strategy}-{backend}.log").write_text(stdout + "\n--- stderr ---\n" + stderr)
+    lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+    if code == 0 and lines:
+        return json.loads(lines[-1].removeprefix("RESULT "))
+    if code is None:
+        error = f"timed out after {args.child_timeout} s"
+    else:
+        error = (stderr.strip().splitlines() or [f"exit status {code}, no output"])[-1]
+    return {"strategy": strategy, "backend": backend, "error": error[:200].replace("|", "/")}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--strategies", default="sft,grpo")
-    parser.add_argument("--backends", default="trl,unsloth")
+    parser.add_argument("--backends", default="trl,unsloth", help=f"from {', '.join(BACKENDS)}")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument("--logs", type=Path, help="write each run's output to this folder")
+    parser.add_argument("--child-timeout", type=int, default=900, help="seconds per run")
     parser.add_argument("--model", default=MODEL, help=argparse.SUPPRESS)  # tests: a tiny one
     parser.add_argument("--child", nargs=2, metavar=("STRATEGY", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(measure(*args.child, args.steps, args.model)), flush=True)
         return 0
+    strategies, backends = args.strategies.split(","), args.backends.split(",")
+    unknown = [b for b in backends if b not in BACKENDS] + [
+        s for s in strategies if s not in DATASETS
+    ]
+    if unknown:
+        parser.error(f"unknown {', '.join(unknown)}: backends are {', '.join(BACKENDS)}, "
+                     f"strategies {', '.join(DATASETS)}")
 
     import torch
 
@@ -170,24 +219,16 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/gpu_backends.py needs a CUDA GPU (torch.cuda.is_available() is False): "
               "nothing measured. See docs/benchmarks.md for running it on a GPU machine.")
         return 0
+    header = f"{_versions()}; {args.steps} steps, rates after {WARMUP} warm-up steps"
     results = []
-    for strategy in args.strategies.split(","):
-        for backend in args.backends.split(","):
+    for strategy in strategies:
+        for backend in backends:
             print(f"… {strategy} with {backend} ({args.steps} steps)", flush=True)
-            command = [sys.executable, __file__, "--steps", str(args.steps),
-                       "--model", args.model, "--child", strategy, backend]
-            child = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
-            lines = [ln for ln in child.stdout.splitlines() if ln.startswith("RESULT ")]
-            if child.returncode == 0 and lines:
-                results.append(json.loads(lines[-1].removeprefix("RESULT ")))
-            else:
-                last = (child.stderr.strip().splitlines() or ["no output"])[-1]
-                results.append({"strategy": strategy, "backend": backend, "error": last[:200]})
-    table = markdown_table(results)
-    report = f"{_versions()}; {args.steps} steps, rates after {WARMUP} warm-up steps\n\n{table}\n"
+            results.append(run_child(strategy, backend, args))
+            report = f"{header}\n\n{markdown_table(results)}\n"
+            if args.markdown:  # after every run: a later one that hangs keeps the earlier rows
+                args.markdown.write_text(report)
     print(report)
-    if args.markdown:
-        args.markdown.write_text(report)
     return 0
 
 

@@ -65,3 +65,11 @@ def test_a_measuring_child_trains_and_reports(tmp_path):
     measured = json.loads(lines[-1].removeprefix("RESULT "))
     assert measured["backend"] == "trl" and measured["steps"] == 7
     assert measured["steps_per_s"] > 0 and measured["tokens_per_s"] > 0
+
+
+def test_unknown_backends_and_strategies_are_refused_before_anything_runs(capsys):
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--backends", "trl,unslot", "--strategies", "sft,ppo"])
+    assert refused.value.code == 2
+    message = capsys.readouterr().err
+    assert "unknown unslot, ppo" in message and "unsloth-novllm" in message

@@ -58,7 +58,10 @@ def test_load_arguments_with_and_without_fast_inference():
     hp = validate_hyperparameters("grpo", {"lora_r": 32, "load_in_4bit": True})
     plain = load_arguments("grpo", hp, model_name="/m", fast_inference=False)
     assert plain == {"model_name": "/m", "max_seq_length": 256 + 128, "dtype": None,
-                     "load_in_4bit": True}
+                     "load_in_4bit": True, "local_files_only": True}
+    # from_pretrained defaults to 4-bit loading: the run's choice is always passed, False included.
+    assert load_arguments("sft", validate_hyperparameters("sft", {}), model_name="/m",
+                          fast_inference=False)["load_in_4bit"] is False
     fast = load_arguments("grpo", hp, model_name="/m", fast_inference=True)
     assert fast["fast_inference"] is True and fast["max_lora_rank"] == 32
     assert 0 < fast["gpu_memory_utilization"] < 1
@@ -69,11 +72,13 @@ def test_vllm_generation_only_for_grpo_when_installed():
     assert use_fast_inference("grpo", vllm_installed=True)
     assert not use_fast_inference("grpo", vllm_installed=False)
     assert not use_fast_inference("sft", vllm_installed=True)
-    assert config_overrides("grpo", fast_inference=True) == {
-        "activation_checkpointing": False, "use_vllm": True
+    # Unsloth's patched GRPOTrainer turns use_vllm on itself when the model carries a vLLM engine;
+    # mixed precision it takes from the model's dtype. Checkpointing and the optimizer are ours.
+    assert config_overrides() == {
+        "activation_checkpointing": False, "optim": "adamw_torch_fused"
     }
-    assert config_overrides("sft", fast_inference=False) == {"activation_checkpointing": False}
     backend = UnslothBackend("grpo")  # constructing it imports nothing heavy
+    assert backend.config_overrides(device="cuda") == config_overrides()
     assert backend.fast_inference == (importlib.util.find_spec("vllm") is not None)
     assert set(BACKENDS) == {"trl", "unsloth"}
 
@@ -137,7 +142,7 @@ def test_installed_trl_accepts_both_backends_arguments(strategy):
     config_class = {"sft": SFTConfig, "grpo": GRPOConfig, "dpo": DPOConfig}[strategy]
     hp = validate_hyperparameters(strategy, {"num_generations": 2} if strategy == "grpo" else {})
     arguments = hp.trl_arguments(output_dir=Path("unused"), on_cpu=True)
-    for overrides in ({}, config_overrides(strategy, fast_inference=False)):
+    for overrides in ({}, config_overrides()):
         parts = TrainerParts(model=None, tokenizer=None, peft_config=None, train_dataset=None,
                              eval_dataset=None, callbacks=[], reporter=None, on_cpu=True,
                              config_overrides=overrides)

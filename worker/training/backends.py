@@ -40,7 +40,11 @@ class TrainerParts:
         names the installed TRL version knows."""
         from worker.training.compat import build_config
 
-        return build_config(config_class, {**arguments, **self.config_overrides})
+        return build_config(config_class, self.config_arguments(arguments))
+
+    def config_arguments(self, arguments: dict) -> dict:
+        """The run's arguments with the backend's overrides on top (before version adaptation)."""
+        return {**arguments, **self.config_overrides}
 
 
 def select_backend(requested: str, *, cuda_available: bool, unsloth_importable: bool) -> str:
@@ -75,8 +79,8 @@ class Backend(Protocol):
     def add_lora(self, model, hp: TrainingHyperparameters):
         """(model, peft_config or None): None when the model already carries its LoRA layers."""
 
-    def config_overrides(self) -> dict:
-        """TRL config arguments this backend sets differently."""
+    def config_overrides(self, *, device: str) -> dict:
+        """TRL config arguments this backend sets differently on ``device``."""
 
 
 class TrlBackend:
@@ -102,8 +106,22 @@ class TrlBackend:
 
         return model, LoraConfig(**hp.lora_arguments())
 
-    def config_overrides(self) -> dict:
-        return {}
+    def config_overrides(self, *, device: str) -> dict:
+        if device == "cpu":  # the run's own arguments already turn mixed precision off
+            return {}
+        import torch
+
+        return gpu_precision(bf16_supported=torch.cuda.is_bf16_supported())
+
+
+def gpu_precision(*, bf16_supported: bool) -> dict[str, bool]:
+    """The TRL backend's mixed precision on a GPU: bf16 autocast where the card has bf16, else fp16.
+
+    TRL defaults to bf16=True whatever the card, which transformers refuses on GPUs without bf16
+    (T4, V100: "Your setup doesn't support bf16/gpu"). The Unsloth backend needs no such setting:
+    its patched trainers derive it from the loaded model's dtype.
+    """
+    return {"bf16": bf16_supported, "fp16": not bf16_supported}
 
 
 BACKENDS: dict[str, type[Backend]] = {"trl": TrlBackend, "unsloth": UnslothBackend}
@@ -142,7 +160,7 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         callbacks=[callback],
         reporter=reporter,
         on_cpu=device == "cpu",
-        config_overrides=backend.config_overrides(),
+        config_overrides=backend.config_overrides(device=device),
     )
     trainer = _trainer_builder(job.strategy)(job, hp, parts)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm would print every log dict to stdout

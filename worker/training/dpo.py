@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from worker.training.config import DPOHyperparameters
 
 
+def config_arguments(job: TrainingJob, hp: DPOHyperparameters, *, on_cpu: bool) -> dict:
+    """DPOConfig's arguments for this run, before the backend's overrides."""
+    return hp.trl_arguments(output_dir=job.output_dir, on_cpu=on_cpu)
+
+
 def build_dpo_trainer(job: TrainingJob, hp: DPOHyperparameters, parts: TrainerParts) -> DPOTrainer:
-    arguments = hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)
     return DPOTrainer(
         model=parts.model,
-        args=parts.config(DPOConfig, arguments),
+        args=parts.config(DPOConfig, config_arguments(job, hp, on_cpu=parts.on_cpu)),
         train_dataset=parts.train_dataset,
         eval_dataset=parts.eval_dataset,
         processing_class=parts.tokenizer,

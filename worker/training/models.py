@@ -76,8 +76,11 @@ def load_model_and_tokenizer(name: str, cache_dir: Path, *, device: str):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    # float32 on CPU: bf16 matmuls are slow there; on GPU keep the checkpoint's own dtype.
-    dtype = torch.float32 if device == "cpu" else "auto"
+    # float32 on CPU: bf16 matmuls are slow there. On a GPU with bf16 the frozen base weights go
+    # bf16 (as Unsloth loads them; LoRA weights stay float32), else float32 under fp16 autocast:
+    # "auto" would keep the catalogue's float32 checkpoints at twice the memory.
+    on_bf16_gpu = device != "cpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    dtype = torch.bfloat16 if on_bf16_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device)
     return model, tokenizer
 

@@ -12,11 +12,15 @@ if TYPE_CHECKING:
     from worker.training.config import SFTHyperparameters
 
 
+def config_arguments(job: TrainingJob, hp: SFTHyperparameters, *, on_cpu: bool) -> dict:
+    """SFTConfig's arguments for this run, before the backend's overrides."""
+    return hp.trl_arguments(output_dir=job.output_dir, on_cpu=on_cpu)
+
+
 def build_sft_trainer(job: TrainingJob, hp: SFTHyperparameters, parts: TrainerParts) -> SFTTrainer:
-    arguments = hp.trl_arguments(output_dir=job.output_dir, on_cpu=parts.on_cpu)
     return SFTTrainer(
         model=parts.model,
-        args=parts.config(SFTConfig, arguments),
+        args=parts.config(SFTConfig, config_arguments(job, hp, on_cpu=parts.on_cpu)),
         train_dataset=parts.train_dataset,
         eval_dataset=parts.eval_dataset,
         processing_class=parts.tokenizer,

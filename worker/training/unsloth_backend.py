@@ -3,7 +3,8 @@
 Same interface as TrlBackend (load_model, add_lora, config_overrides); the trainer builders then
 run unchanged. Unsloth is imported only inside the methods, only when CUDA is there, and only in
 the training child process, which has imported it before transformers/TRL (worker.train_process).
-The argument mappings are plain functions, tested on machines without a GPU.
+The argument mappings are plain functions, tested on machines without a GPU; they were checked
+against the sources of unsloth 2026.10.9 and TRL 1.15.0 (the versions the "gpu" extra pins).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ if TYPE_CHECKING:
 # What "all-linear" means for the decoder models TuneDeck trains (Llama, SmolLM2, Qwen, Mistral):
 # every projection of attention and MLP. Unsloth wants the names spelled out.
 ALL_LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# Share of GPU memory vLLM may take for GRPO generation; the rest trains (Unsloth's own default).
+# Share of GPU memory vLLM reserves (weights + KV cache) for GRPO generation; the rest trains.
+# from_pretrained's default is 0.5; Unsloth's GRPO notebooks use 0.5-0.7.
 VLLM_GPU_MEMORY_UTILIZATION = 0.6
 
 
@@ -37,7 +39,8 @@ def peft_arguments(hp: TrainingHyperparameters) -> dict[str, Any]:
         "lora_dropout": hp.lora_dropout,
         "target_modules": target_modules(hp.lora_target_modules),
         "bias": "none",
-        # Unsloth's offloaded checkpointing: its measured VRAM savings depend on it.
+        # Unsloth's offloaded checkpointing: its measured VRAM savings depend on it. (Unsloth falls
+        # back to plain checkpointing below 512 tokens, where offloading costs more than it saves.)
         "use_gradient_checkpointing": "unsloth",
         "random_state": hp.seed,
     }
@@ -55,10 +58,14 @@ def load_arguments(
 ) -> dict[str, Any]:
     """Keyword arguments for FastLanguageModel.from_pretrained."""
     arguments: dict[str, Any] = {
-        "model_name": model_name,
+        "model_name": model_name,  # a local folder: resolve_model has built or downloaded it
         "max_seq_length": max_seq_length(strategy, hp),
         "dtype": None,  # Unsloth picks bfloat16 where the GPU supports it, else float16
+        # Explicit: from_pretrained defaults to True (QLoRA).
         "load_in_4bit": hp.load_in_4bit,
+        # The folder is local, so nothing needs the Hub: this also skips Unsloth's download-counter
+        # request and model-name lookups, which would stall a worker without internet access.
+        "local_files_only": True,
     }
     if fast_inference:
         # vLLM serves GRPO's completions from the same weights; it must know the largest rank.
@@ -75,13 +82,21 @@ def use_fast_inference(strategy: str, *, vllm_installed: bool) -> bool:
     return strategy == "grpo" and vllm_installed
 
 
-def config_overrides(strategy: str, *, fast_inference: bool) -> dict[str, Any]:
-    """TRL config arguments that differ from the TRL backend's."""
-    # Unsloth's get_peft_model has set up its own checkpointing; the trainer's would wrap it again.
-    overrides: dict[str, Any] = {"activation_checkpointing": False}
-    if strategy == "grpo" and fast_inference:
-        overrides["use_vllm"] = True  # generation through the vLLM engine Unsloth attached
-    return overrides
+def config_overrides() -> dict[str, Any]:
+    """TRL config arguments that differ from, or must be stated for, the TRL backend's.
+
+    Checkpointing off: get_peft_model has set up Unsloth's own, which its patched trainers keep
+    (model._unsloth_gradient_checkpointing); the trainer's would wrap the model again. The
+    optimizer stated: Unsloth's configs default to bitsandbytes' adamw_8bit where TRL's default
+    is transformers' adamw_torch_fused, and a run should not change optimizer with its backend.
+
+    Left out on purpose: bf16/fp16, which the patched trainers set from the loaded model's dtype
+    (and refuse when they contradict it), and use_vllm/vllm_mode, which the patched GRPOTrainer
+    turns on ("colocate") exactly when the model carries the vLLM engine fast_inference attached.
+    Setting use_vllm ourselves would send TRL to a vLLM engine that is not there whenever Unsloth
+    had to load without one (on a GPU older than compute capability 7, say).
+    """
+    return {"activation_checkpointing": False, "optim": "adamw_torch_fused"}
 
 
 def vllm_installed() -> bool:
@@ -116,8 +131,8 @@ class UnslothBackend:
         fast_language_model = self._fast_language_model()
         return fast_language_model.get_peft_model(model, **peft_arguments(hp)), None
 
-    def config_overrides(self) -> dict[str, Any]:
-        return config_overrides(self.strategy, fast_inference=self.fast_inference)
+    def config_overrides(self, *, device: str) -> dict[str, Any]:
+        return config_overrides()
 
     @staticmethod
     def _fast_language_model():
