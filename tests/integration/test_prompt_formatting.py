@@ -77,25 +77,29 @@ def test_long_prompts_are_counted_after_the_template_is_applied(tmp_path, tokeni
         datasets_for(grpo_job(tmp_path, max_prompt_length=limit), tokenizer)
 
 
-@pytest.mark.parametrize("stored", [
-    {},  # a run stored before chat_template existed
-    {"chat_template": "off"},
-    {"chat_template": "on", "system_prompt": "Answer with a number."},
+@pytest.mark.parametrize("stored, legacy", [
+    # A run stored before chat_template existed trained its string prompts as strings.
+    ({"chat_template": "off"}, True),
+    ({"chat_template": "auto"}, False),
+    ({"chat_template": "off"}, False),
+    ({"chat_template": "on", "system_prompt": "Answer with a number."}, False),
 ])
-def test_evaluation_and_playground_format_prompts_as_training_did(tmp_path, tokenizer, stored):
+def test_evaluation_and_playground_format_prompts_as_training_did(
+    tmp_path, tokenizer, stored, legacy,
+):
     hyperparameters = {"eval_split": 0.25, "seed": 5, "max_prompt_length": 128, **stored}
     job = grpo_job(tmp_path, **hyperparameters)
     train_rows, eval_rows = datasets_for(job, tokenizer)
     # Evaluation reads the run's stored hyperparameters with defaults filled in (evaluate.load_job).
     run_hp = validate_hyperparameters("grpo", job.hyperparameters).model_dump()
-    if "chat_template" not in stored:
+    if legacy:
         run_hp.pop("chat_template")
     held_out = row_tools.held_out_rows(ROWS, strategy="grpo", dataset_format="prompt_only",
                                        hyperparameters=run_hp, tokenizer=tokenizer)
     assert held_out == eval_rows and len(eval_rows) == 2
     typed = ROWS[0]["prompt"]
     playground = row_tools.playground_prompt(typed, dataset_format="prompt_only",
-                                             hyperparameters=stored, has_template=True)
+                                             hyperparameters=run_hp, has_template=True)
     trained = next(r for r in train_rows + eval_rows if r["answer"] == ROWS[0]["answer"])
     assert playground == trained["prompt"]
     assert isinstance(playground, str) == (stored.get("chat_template") == "off")

@@ -88,11 +88,11 @@ def test_text_rows_never_change():
                                   system_prompt=None, has_template=True)
 
 
-def test_stored_hyperparameters_without_the_key_read_as_auto():
-    assert chat_settings({}) == ("auto", None)
+def test_stored_hyperparameters_without_the_key_read_as_they_trained():
+    assert chat_settings({}) == ("off", None)  # a run stored before the setting
     assert chat_settings({"system_prompt": "  ", "chat_template": "off"}) == ("off", None)
     assert chat_settings({"system_prompt": "Be brief.", "chat_template": None}) == (
-        "auto", "Be brief.")
+        "off", "Be brief.")
 
 
 def test_hyperparameter_defaults_to_auto_and_refuses_a_system_prompt_without_chat():
@@ -106,7 +106,8 @@ def test_hyperparameter_defaults_to_auto_and_refuses_a_system_prompt_without_cha
 
 
 @pytest.mark.parametrize("hyperparameters, dataset_format, template, expected", [
-    ({}, "prompt_completion", True, [user("hi")]),  # a run stored before chat_template: auto
+    ({}, "prompt_completion", True, "hi"),  # stored before chat_template: trained on strings
+    ({"chat_template": "auto"}, "prompt_completion", True, [user("hi")]),
     ({}, "prompt_completion", False, "hi"),
     ({"chat_template": "off"}, "prompt_completion", True, "hi"),
     ({"chat_template": "on", "system_prompt": "Be brief."}, "prompt_only", True,

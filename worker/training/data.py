@@ -102,12 +102,15 @@ def as_conversation(
 
 
 def chat_settings(hyperparameters: Mapping[str, Any]) -> tuple[str, str | None]:
-    """(chat_template, system_prompt) of a run's stored hyperparameters. Runs stored before
-    chat_template existed have no such key and read as "auto"; a blank system prompt is none."""
+    """(chat_template, system_prompt) of a run's stored hyperparameters; a blank system prompt
+    is none. Launch stores every default, so only runs stored before chat_template existed lack
+    the key: they trained string prompts as strings (unless a system prompt made them
+    conversations), which is "off" here, so evaluating them later formats prompts as they
+    trained."""
     system_prompt = hyperparameters.get("system_prompt")
     if not isinstance(system_prompt, str) or not system_prompt.strip():
         system_prompt = None
-    return hyperparameters.get("chat_template") or "auto", system_prompt
+    return hyperparameters.get("chat_template") or "off", system_prompt
 
 
 def has_chat_template(tokenizer: Any) -> bool:
