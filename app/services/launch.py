@@ -97,26 +97,44 @@ def checked_rewards(spec: RunCreate) -> list[dict]:
 
 
 def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
+    from worker.rewards.columns import reward_columns
+
+    available = reward_columns(dataset.columns)
     for reward in checked_rewards(spec):
         column = reward["params"].get("column")
-        if column and column not in dataset.columns:
-            raise LaunchError(
-                f"reward function {reward['name']!r} reads column {column!r}, which dataset "
-                f"{dataset.name!r} does not have (columns: {', '.join(dataset.columns)})"
-            )
+        if column and column not in available:
+            raise LaunchError(reward_column_problem(reward["name"], column, dataset, available))
         if reward["name"] == "custom":
             dry_run_custom_reward(reward["params"]["code"], dataset)
+
+
+def reward_column_problem(name: str, column: str, dataset: Dataset, available: list[str]) -> str:
+    """Why a reward's column never reaches it, naming the columns that do."""
+    columns = ", ".join(available) or "none besides prompt"
+    where = f"reward function {name!r} reads column {column!r}"
+    if column == "completion" and "answer" in dataset.columns:
+        why = (f"but dataset {dataset.name!r} has its own answer column, which GRPO rewards "
+               "check instead of the completion")
+    elif column == "completion":
+        # GRPO samples its own completions: the dataset's is the reference (grpo_rows).
+        why = "but GRPO hands a dataset's completion to reward functions as 'answer'"
+    elif column == "prompt":
+        why = "but reward functions get the prompts on their own, not as a column"
+    else:
+        why = f"which dataset {dataset.name!r} does not have"
+    return f"{where}, {why} (columns rewards receive: {columns})"
 
 
 def dry_run_custom_reward(code: str, dataset: Dataset) -> None:
     """Call the pasted reward on two dataset rows now, so that a broken one never gets queued."""
     from app.core.storage import store
     from app.services.datasets import read_rows
+    from worker.rewards.columns import grpo_rows
     from worker.sandbox import CustomRewardError
     from worker.sandbox import dry_run_custom_reward as dry_run
 
-    try:
-        dry_run(code, read_rows(store, dataset, limit=2))
+    try:  # as training will see them: a completion column arrives as "answer"
+        dry_run(code, grpo_rows(read_rows(store, dataset, limit=2)))
     except CustomRewardError as exc:
         raise LaunchError(f"reward_functions: custom: {exc} (dry run on 2 dataset rows)") from exc
 

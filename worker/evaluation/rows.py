@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.rewards.columns import grpo_rows, reference_text
 from worker.training.data import (
     as_conversation,
     chat_settings,
@@ -43,9 +44,11 @@ def prepare_rows(
     rows: list[dict[str, Any]], *, strategy: str, dataset_format: str,
     hyperparameters: dict[str, Any], tokenizer: Any,
 ) -> list[dict[str, Any]]:
-    """Rows as the trainer saw them: checked, formatted as in ``load_datasets`` (chat template,
-    system prompt), long prompts out."""
+    """Rows as the trainer saw them: checked, formatted as in ``load_datasets`` (a GRPO row's
+    completion turned into its answer, chat template, system prompt), long prompts out."""
     check_columns(rows, strategy=strategy, dataset_format=dataset_format)
+    if strategy == "grpo":
+        rows = grpo_rows(rows)
     chat_template, system_prompt = chat_settings(hyperparameters)
     rows = format_prompts(rows, dataset_format=dataset_format, chat_template=chat_template,
                           system_prompt=system_prompt, has_template=has_chat_template(tokenizer))
@@ -56,7 +59,9 @@ def prepare_rows(
 
 
 def example_parts(row: dict[str, Any], *, dataset_format: str) -> dict[str, Any]:
-    """{"prompt", "reference", "chosen", "rejected"} of a row; absent parts are None."""
+    """{"prompt", "reference", "chosen", "rejected"} of a row; absent parts are None. The
+    reference is the completion, else (GRPO rows, see ``grpo_rows``) the answer the rewards
+    check; preference rows have chosen instead."""
     if dataset_format == "text":
         raise ValueError("plain text rows have no prompt and reference to evaluate: use "
                          "prompt/completion or messages rows")
@@ -66,8 +71,11 @@ def example_parts(row: dict[str, Any], *, dataset_format: str) -> dict[str, Any]
         if last.get("role") != "assistant":
             return {"prompt": messages, "reference": None, "chosen": None, "rejected": None}
         return {"prompt": messages[:-1], "reference": [last], "chosen": None, "rejected": None}
+    reference = row.get("completion")
+    if reference is None and "chosen" not in row and row.get("answer") is not None:
+        reference = reference_text(row["answer"])
     return {"prompt": row.get("prompt", [] if isinstance(row.get("chosen"), list) else ""),
-            "reference": row.get("completion"), "chosen": row.get("chosen"),
+            "reference": reference, "chosen": row.get("chosen"),
             "rejected": row.get("rejected")}
 
 

@@ -88,7 +88,10 @@ def last_number(text: str) -> float | None:
 
 
 def target_answer(target: Any) -> Any:
-    """The reference answer of a dataset row; GSM8K-style solutions keep what follows "####"."""
+    """The reference answer of a dataset row; GSM8K-style solutions keep what follows "####".
+    A conversational answer (an SFT row's completion under the chat template, say) is its text."""
+    if isinstance(target, list | tuple | dict):
+        target = completion_text(target)
     if isinstance(target, str) and "####" in target:
         return target.rsplit("####", 1)[1].strip()
     return target

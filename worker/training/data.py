@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from worker.rewards.columns import grpo_rows
+
 logger = logging.getLogger(__name__)
 
 # Columns each normalised format must have (TRL's standard/conversational dataset types).
@@ -31,7 +33,8 @@ CONVERSATIONAL_FORMATS = (
 )  # fmt: skip
 STRATEGY_FORMATS: dict[str, tuple[str, ...]] = {
     "sft": ("prompt_completion", "conversational_prompt_completion", "messages", "text"),
-    "grpo": ("prompt_only",),
+    # GRPO samples its own completions; a dataset's completion is the reference (see grpo_rows).
+    "grpo": ("prompt_only", "prompt_completion", "conversational_prompt_completion"),
     "dpo": ("preference", "conversational_preference"),
 }
 
@@ -211,6 +214,8 @@ def load_datasets(job, hp, tokenizer):
 
     rows = read_rows(Path(job.dataset_path))
     check_columns(rows, strategy=job.strategy, dataset_format=job.dataset_format)
+    if job.strategy == "grpo":
+        rows = grpo_rows(rows)
     if hp.system_prompt and job.dataset_format == "text":
         logger.warning("system_prompt ignored: plain text rows have no place for it")
     # Convert first, then count: long prompts are measured as the trainer will tokenize them.

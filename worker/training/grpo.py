@@ -1,7 +1,9 @@
-"""Reinforcement learning from reward functions: TRL's GRPOTrainer on prompt-only rows.
+"""Reinforcement learning from reward functions: TRL's GRPOTrainer on prompts.
 
-Extra dataset columns (an "answer", say) reach the reward functions as keyword arguments. The
-reward functions are wrapped so that sampled completions and their scores reach the reporter.
+Extra dataset columns (an "answer", say) reach the reward functions as keyword arguments; a
+prompt/completion dataset's completion arrives as "answer", the reference, never as text to
+imitate (``worker.rewards.columns.grpo_rows``). The reward functions are wrapped so that sampled
+completions and their scores reach the reporter.
 """
 
 from __future__ import annotations
