@@ -207,6 +207,9 @@ class Evaluation(Base):
     error: Mapped[str | None] = mapped_column(Text)
     results: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # As Run's: the reaper publishes a long-queued evaluation again with back-off.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

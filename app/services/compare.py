@@ -13,11 +13,11 @@ from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from app.models import Run
+from app.models import Checkpoint, Run
 from app.services import compare_series, config_diff, health, runs
-from app.services.checkpoints import best_checkpoint
+from app.services.checkpoints import best_checkpoints
 from app.services.compare_samples import samples_payload
 
 MAX_RUNS = 20
@@ -101,16 +101,18 @@ def run_config(run: Run) -> dict[str, Any]:
 
 def load_runs(session: Session, *, run_ids: list[int]) -> list[Run]:
     """The runs in the order asked; RunsNotFound lists every missing id."""
-    found = {run.id: run for run in session.scalars(select(Run).where(Run.id.in_(run_ids)))}
+    # Datasets in the same read: summaries and the config diff name each run's dataset.
+    query = select(Run).where(Run.id.in_(run_ids)).options(selectinload(Run.dataset))
+    found = {run.id: run for run in session.scalars(query)}
     missing = [run_id for run_id in run_ids if run_id not in found]
     if missing:
         raise RunsNotFound(missing)
     return [found[run_id] for run_id in run_ids]
 
 
-def run_summary(session: Session, run: Run, colour: int, names: list[str],
-                series: Mapping[str, list[tuple[int, float]]]) -> dict[str, Any]:
-    best = best_checkpoint(session, run_id=run.id)
+def run_summary(run: Run, colour: int, names: list[str],
+                series: Mapping[str, list[tuple[int, float]]], best: Checkpoint | None
+                ) -> dict[str, Any]:
     return {
         "id": run.id, "name": run.name, "colour": colour, "status": run.status.value,
         "strategy": run.strategy, "base_model": run.base_model, "dataset_id": run.dataset_id,
@@ -147,15 +149,16 @@ def build_comparison(
                                          max_points=max_points)
     diff = config_diff.config_diff({run.id: run_config(run) for run in run_list},
                                    only_differences=False)
+    best = best_checkpoints(session, run_ids=run_ids)
     payload = {
-        "runs": [run_summary(session, run, i, logged[run.id], series[run.id])
+        "runs": [run_summary(run, i, logged[run.id], series[run.id], best.get(run.id))
                  for i, run in enumerate(run_list)],
         "metric_names": sorted({name for names_ in logged.values() for name in names_}),
         "max_points": max_points,
         "metrics": {str(run.id): {name: [[s, json_number(v)] for s, v in series[run.id][name]]
                                   for name in wanted[run.id]} for run in run_list},
-        "x": {str(run.id): compare_series.x_axes(session, run=run, series=series[run.id])
-              for run in run_list},
+        "x": {str(run_id): axes for run_id, axes in
+              compare_series.x_axes(session, runs=run_list, series=series).items()},
         "config_diff": {"rows": config_diff.to_json_safe(diff),
                         "differing": sum(row.differs for row in diff)},
         "samples": samples_payload(session, run_ids=run_ids, step=sample_step),

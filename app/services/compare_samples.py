@@ -6,7 +6,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Sample
@@ -53,14 +53,15 @@ def samples_payload(
         return {"steps": [], "step": None, "shown": {}, "prompts": []}
     target = all_steps[-1] if step is None else step
     shown = {run_id: nearest_step(steps, target) for run_id, steps in available.items()}
-    rows_by_run: dict[int, list[dict[str, Any]]] = {}
-    for run_id, at in shown.items():
-        if at is None:
-            continue
-        rows = session.scalars(select(Sample).where(Sample.run_id == run_id, Sample.step == at)
-                               .order_by(Sample.id))
-        rows_by_run[run_id] = [{"prompt": r.prompt, "completion": r.completion,
-                                "rewards": _finite_or_none(r.rewards or {})} for r in rows]
+    # Every run's shown step in one read; runs keep the order asked (it sets prompt order).
+    rows_by_run: dict[int, list[dict[str, Any]]] = {
+        run_id: [] for run_id, at in shown.items() if at is not None}
+    at_shown = [and_(Sample.run_id == run_id, Sample.step == shown[run_id])
+                for run_id in rows_by_run]
+    shown_rows = select(Sample).where(or_(*at_shown)).order_by(Sample.run_id, Sample.id)
+    for r in session.scalars(shown_rows):
+        rows_by_run[r.run_id].append({"prompt": r.prompt, "completion": r.completion,
+                                      "rewards": _finite_or_none(r.rewards or {})})
     return {
         "steps": all_steps, "step": target,
         "shown": {str(run_id): at for run_id, at in shown.items()},

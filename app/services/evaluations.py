@@ -11,7 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import settings
-from app.models import Checkpoint, Dataset, Evaluation, EvaluationExample, Generation, Run
+from app.models import (
+    Checkpoint,
+    Dataset,
+    Evaluation,
+    EvaluationExample,
+    Generation,
+    Run,
+    utcnow,
+)
 from app.services import checkpoints as checkpoint_service
 from app.services.dataset_formats import DatasetError, check_format_for_strategy
 
@@ -54,6 +62,7 @@ def create_evaluation(
     max_new_tokens: int | None = None, reason: str = "requested",
 ) -> Evaluation:
     """Queue an evaluation of one of the run's checkpoints against its base model."""
+    from app.services.evaluation_columns import missing_reward_column
     from worker.evaluation.scorers import ScorerError, resolve_scorers
 
     step = resolve_checkpoint(session, run=run, which=checkpoint).step
@@ -75,17 +84,28 @@ def create_evaluation(
         chosen = resolve_scorers(run.strategy, scorers, run.reward_functions or [])
     except ScorerError as exc:
         raise EvaluationError(f"scorers: {exc}") from exc
+    if problem := missing_reward_column(run=run, dataset=dataset, scorers=chosen):
+        raise EvaluationError(problem)
     params = {"limit": limit or DEFAULT_LIMIT, "reason": reason}
     params |= {k: v for k, v in (("samples", samples), ("max_new_tokens", max_new_tokens)) if v}
     evaluation = Evaluation(run_id=run.id, checkpoint_step=step, base_model=run.base_model,
                             strategy=run.strategy, dataset_id=dataset.id, split=split,
-                            scorers=[s.as_dict() for s in chosen], params=params)
+                            scorers=[s.as_dict() for s in chosen], params=params,
+                            published_at=utcnow(), publish_count=1)
     session.add(evaluation)
     session.commit()
+    publish_evaluation(session, evaluation)
+    return evaluation
+
+
+def publish_evaluation(session: Session, evaluation: Evaluation) -> None:
+    """Send the evaluation's task to its run's queue (a worker that can load the run's model);
+    the reaper calls this again when the message was lost."""
     from worker.eval_tasks import evaluate
 
-    evaluate.apply_async(args=[evaluation.id], queue=run.queue)
-    return evaluation
+    run = session.get(Run, evaluation.run_id) if evaluation.run_id is not None else None
+    evaluate.apply_async(args=[evaluation.id],
+                         queue=run.queue if run is not None else settings.default_queue)
 
 
 def check_dataset(dataset: Dataset, strategy: str) -> None:

@@ -19,7 +19,14 @@ each waiting run about log2(2 h / R) spare messages, not one per pass. We do not
 queue for the run's message instead: that differs per broker, and a message a worker has
 prefetched (Redis keeps it "unacked" outside the list) would look lost. Several web processes agree
 through ``run.publish_count``: the one whose ``UPDATE … WHERE publish_count = seen`` matches
-publishes, the others skip that interval.
+publishes, the others skip that interval. Evaluations are re-published the same way (their task
+claims them with the same conditional UPDATE).
+
+Playground generations are not re-published: someone is watching the page, and after R seconds
+without a worker they would rather read why and try again than keep waiting behind a two-hour
+training run on the same queue. A generation still queued R seconds after it was created fails
+("no worker took it"); a message that turns up later finds it no longer queued and does nothing.
+R = 0 turns both off.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from sqlalchemy import ColumnElement, CursorResult, and_, func, or_, select, upd
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.models import Run, RunStatus, utcnow
+from app.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
+from app.services.evaluations import publish_evaluation
 from app.services.runs import as_utc, enqueue, transition
 
 log = logging.getLogger(__name__)
@@ -84,6 +92,7 @@ def reap_lost_runs(
 
 
 REQUEUE_CAP_S = 3600.0
+Queued = Run | Evaluation  # rows that carry published_at and publish_count
 
 
 def requeue_interval(requeue_after_s: float, publish_count: int) -> float:
@@ -92,9 +101,10 @@ def requeue_interval(requeue_after_s: float, publish_count: int) -> float:
     return min(requeue_after_s * 2**doublings, max(requeue_after_s, REQUEUE_CAP_S))
 
 
-def requeue_due(run: Run, *, now: datetime, requeue_after_s: float) -> bool:
-    """Whether ``run`` has waited queued long enough since its last publish to publish again."""
-    if run.status != RunStatus.queued or requeue_after_s <= 0:
+def requeue_due(run: Queued, *, now: datetime, requeue_after_s: float) -> bool:
+    """Whether ``run`` (or an evaluation) has waited queued long enough since its last publish to
+    publish again."""
+    if run.status != "queued" or requeue_after_s <= 0:
         return False
     # Rows queued before published_at existed count from their creation.
     last = as_utc(run.published_at or run.created_at)
@@ -102,27 +112,30 @@ def requeue_due(run: Run, *, now: datetime, requeue_after_s: float) -> bool:
     return waited >= requeue_interval(requeue_after_s, run.publish_count)
 
 
-def requeue_lost_runs(
-    session: Session, *, requeue_after_s: float, now: datetime | None = None
+def requeue_lost(
+    session: Session, model: type[Run] | type[Evaluation],
+    publish: Callable[[Session, Any], None], *, requeue_after_s: float,
+    now: datetime | None = None,
 ) -> list[int]:
-    """Publish the task of every queued run that is due (``requeue_due``) again; returns ids."""
+    """Call ``publish`` again for every queued row of ``model`` that is due (``requeue_due``);
+    returns their ids."""
     if requeue_after_s <= 0:
         return []
     now = now or utcnow()
-    # The shortest wait narrows the rows in SQL; requeue_due applies each run's back-off.
+    # The shortest wait narrows the rows in SQL; requeue_due applies each row's back-off.
     earliest = now - timedelta(seconds=requeue_after_s)
-    candidates = list(session.scalars(select(Run).where(
-        Run.status == RunStatus.queued,
-        func.coalesce(Run.published_at, Run.created_at) <= earliest,
-    )))
+    candidates: list[Queued] = list(session.scalars(select(model).where(
+        model.status == "queued",
+        func.coalesce(model.published_at, model.created_at) <= earliest,
+    ).order_by(model.id)))
     requeued = []
-    for run in candidates:
-        if not requeue_due(run, now=now, requeue_after_s=requeue_after_s):
+    for row in candidates:
+        if not requeue_due(row, now=now, requeue_after_s=requeue_after_s):
             continue
-        seen = run.publish_count
+        row_id, seen = row.id, row.publish_count
         result = cast("CursorResult[Any]", session.execute(
-            update(Run)
-            .where(Run.id == run.id, Run.status == RunStatus.queued, Run.publish_count == seen)
+            update(model)
+            .where(model.id == row_id, model.status == "queued", model.publish_count == seen)
             .values(published_at=now, publish_count=seen + 1)
             .execution_options(synchronize_session=False)
         ))
@@ -130,15 +143,59 @@ def requeue_lost_runs(
         if result.rowcount != 1:  # claimed, cancelled, or another web process published it
             continue
         try:
-            enqueue(run)
+            publish(session, row)
         except Exception:  # broker down: the next interval tries again
-            log.exception("re-publishing run %s failed", run.id)
+            log.exception("re-publishing %s %s failed", model.__tablename__, row_id)
             continue
-        requeued.append(run.id)
+        requeued.append(row_id)
     if requeued:
-        log.warning("re-published runs %s: queued longer than their re-publish interval",
-                    requeued)
+        log.warning("re-published %s %s: queued longer than their re-publish interval",
+                    model.__tablename__, requeued)
     return requeued
+
+
+def requeue_lost_runs(
+    session: Session, *, requeue_after_s: float, now: datetime | None = None
+) -> list[int]:
+    """Publish the task of every due queued run again (``train_run`` on the run's queue)."""
+    return requeue_lost(session, Run, lambda _session, run: enqueue(run),
+                        requeue_after_s=requeue_after_s, now=now)
+
+
+def requeue_lost_evaluations(
+    session: Session, *, requeue_after_s: float, now: datetime | None = None
+) -> list[int]:
+    """Publish the task of every due queued evaluation again (to its run's queue)."""
+    return requeue_lost(session, Evaluation, publish_evaluation,
+                        requeue_after_s=requeue_after_s, now=now)
+
+
+def expire_lost_generations(
+    session: Session, *, after_s: float, now: datetime | None = None
+) -> list[int]:
+    """Fail every playground generation queued for ``after_s`` or longer; returns ids."""
+    if after_s <= 0:
+        return []
+    now = now or utcnow()
+    cutoff = now - timedelta(seconds=after_s)
+    waiting = [Generation.status == JobStatus.queued, Generation.created_at <= cutoff]
+    expired = []
+    ids = list(session.scalars(select(Generation.id).where(*waiting).order_by(Generation.id)))
+    for generation_id in ids:
+        # Re-checked in the UPDATE: a worker that claims it meanwhile wins.
+        result = cast("CursorResult[Any]", session.execute(
+            update(Generation).where(Generation.id == generation_id, *waiting)
+            .values(status=JobStatus.failed, finished_at=now,
+                    error=f"no worker took this request within {after_s:g} s: the workers on "
+                          "its queue are busy (e.g. training) or not running; try again later")
+            .execution_options(synchronize_session=False)
+        ))
+        session.commit()
+        if result.rowcount == 1:
+            expired.append(generation_id)
+    if expired:
+        log.warning("failed playground generations %s: no worker took them", expired)
+    return expired
 
 
 def pid_alive(pid: int) -> bool:
@@ -162,8 +219,9 @@ def dead_on_this_host(hostname: str, alive: Callable[[int], bool] = pid_alive
 
 
 class ReaperThread(threading.Thread):
-    """Calls ``reap_lost_runs`` and ``requeue_lost_runs`` every ``reap_interval`` seconds (or
-    every R/2 when the re-publish wait R is shorter) until ``stop()``."""
+    """Calls ``reap_lost_runs`` and the ``requeue_*``/``expire_*`` passes every
+    ``reap_interval`` seconds (or every R/2 when the re-publish wait R is shorter) until
+    ``stop()``."""
 
     def __init__(self, session_factory: sessionmaker, *, lost_after_s: float,
                  requeue_after_s: float | None = None) -> None:
@@ -184,6 +242,8 @@ class ReaperThread(threading.Thread):
                 with self.session_factory() as session:
                     reap_lost_runs(session, lost_after_s=self.lost_after_s)
                     requeue_lost_runs(session, requeue_after_s=self.requeue_after_s)
+                    requeue_lost_evaluations(session, requeue_after_s=self.requeue_after_s)
+                    expire_lost_generations(session, after_s=self.requeue_after_s)
             except Exception:
                 log.exception("reaper pass failed; retrying")
 
