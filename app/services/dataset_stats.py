@@ -1,7 +1,9 @@
 """Length statistics and display rows for a parsed dataset: pure functions, no I/O.
 
 The tokenizer is injected so tests can count words and production can count real tokens; the
-per-row work is one list comprehension per field, everything else is numpy.
+per-row work is one list comprehension per field, everything else is numpy. Prompts are also
+measured as the trainer counts them for max_prompt_length (``TEMPLATED_PROMPT``): wrapped in the
+chat template, as training does by default (chat_template "auto").
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from worker.training.data import as_conversation
 
 # The columns that hold training text, per TRL dataset type (the same as its required columns).
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -24,6 +28,8 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Fast tokenizers are quickest on batches; a bounded batch keeps peak memory flat on 100k rows.
 _BATCH = 1024
+# The stats key (beside "fields") of the chat-templated prompt lengths; older datasets lack it.
+TEMPLATED_PROMPT = "templated_prompt"
 
 
 def as_text(value: Any) -> str:
@@ -43,6 +49,7 @@ def length_stats(
     count_tokens: Callable[[str], int] | None = None,
     *,
     count_tokens_batch: Callable[[list[str]], list[int]] | None = None,
+    count_chat_prompts_batch: Callable[[list[list[dict]]], list[int]] | None = None,
 ) -> dict:
     """Token and character lengths of each text field, plus ``total`` (the longest sequence
     a trainer sees per row: prompt + completion, prompt + the longer of chosen/rejected, or the
@@ -52,6 +59,11 @@ def length_stats(
     summary is ``{"min", "mean", "median", "p95", "max"}``. Message lists count the text of all
     their messages (chat-template tokens are not included). ``count_tokens_batch`` is used when
     given, else ``count_tokens`` is called once per text.
+
+    With ``count_chat_prompts_batch`` (conversations -> token counts of each rendered with the
+    assistant turn opened) and a prompt column, ``TEMPLATED_PROMPT`` holds ``{"tokens": summary}``
+    of the prompts as the trainer counts them under chat_template "auto"/"on" with no system
+    prompt: a string prompt becomes a user message, a message list stays as it is.
     """
     if count_tokens_batch is None:
         if count_tokens is None:
@@ -81,7 +93,25 @@ def length_stats(
         "tokens": _summary(_total(tokens, format)),
         "chars": _summary(_total(chars, format)),
     }
-    return {"num_rows": len(rows), "fields": fields}
+    stats = {"num_rows": len(rows), "fields": fields}
+    if count_chat_prompts_batch is not None and "prompt" in TEXT_FIELDS[format]:
+        stats[TEMPLATED_PROMPT] = {"tokens": _summary(_templated_prompt_tokens(
+            rows, count_chat_prompts_batch))}
+    return stats
+
+
+def _templated_prompt_tokens(
+    rows: Sequence[dict], count_batch: Callable[[list[list[dict]]], list[int]]
+) -> np.ndarray:
+    # as_conversation is what training applies to a row's prompt (worker.training.data).
+    prompts = [as_conversation({"prompt": row.get("prompt") or ""},
+                               dataset_format="prompt_only")["prompt"] for row in rows]
+    counts = [
+        count
+        for start in range(0, len(prompts), _BATCH)
+        for count in count_batch(prompts[start : start + _BATCH])
+    ]
+    return np.asarray(counts, dtype=np.int64).reshape(len(prompts))
 
 
 def _total(lengths: dict[str, np.ndarray], format: str) -> np.ndarray:

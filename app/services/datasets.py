@@ -39,6 +39,7 @@ def create_dataset(
         parsed.format,
         count_tokens=lambda text: tokens.count_tokens_batch([text])[0],
         count_tokens_batch=tokens.count_tokens_batch,
+        count_chat_prompts_batch=tokens.count_chat_prompt_tokens_batch,
     )
     key = f"datasets/{uuid.uuid4().hex}.jsonl"
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as out:

@@ -40,3 +40,12 @@ def count_tokens_batch(texts: list[str]) -> list[int]:
         return []
     encoded = tokenizer()(texts, add_special_tokens=False)["input_ids"]
     return [len(ids) for ids in encoded]
+
+
+def count_chat_prompt_tokens_batch(prompts: list[list[dict]]) -> list[int]:
+    """Tokens of each conversation rendered by the chat template with the assistant turn opened,
+    counted as training counts a prompt against max_prompt_length (``prompt_token_count``)."""
+    if not prompts:
+        return []
+    texts = tokenizer().apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
+    return count_tokens_batch(list(texts))

@@ -67,7 +67,9 @@ def test_upload_launch_watch_and_download(live_server, page, screenshot, tmp_pat
     dataset_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("h1")).to_contain_text("Word game")
     expect(page.locator("#dataset-rows")).to_have_text("24")
-    expect(page.locator("#token-stats tbody tr")).to_have_count(3)  # prompt, completion, total
+    # prompt, prompt (chat template), completion, total
+    expect(page.locator("#token-stats tbody tr")).to_have_count(4)
+    expect(page.locator("#templated-prompt-stats")).to_contain_text("(chat template)")
     expect(page.locator("#preview-table tbody tr")).to_have_count(20)
     long_cell = page.locator("#preview-table details").first
     expect(long_cell.locator(".full")).to_be_hidden()

@@ -134,3 +134,46 @@ def test_display_text_of_a_wrapped_prompt_is_its_words():
     assert row_tools.text_of([user("hi")]) == "hi"
     assert row_tools.text_of([assistant("4")]) == "4"
     assert row_tools.text_of([SYSTEM, user("hi")]) == "system: Be brief.\nuser: hi"
+
+
+def test_prompt_only_rows_with_message_prompts_are_conversations_under_every_mode(tmp_path):
+    """Upload classifies message-list prompts as prompt_only (its format does not say they are
+    conversations); TRL templates them whatever chat_template says, and so does the rule."""
+    from app.services.dataset_formats import parse_dataset
+    from worker.training.data import has_message_prompts
+
+    upload = tmp_path / "chat-prompts.jsonl"
+    upload.write_text('{"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4"}\n')
+    parsed = parse_dataset(upload, filename=upload.name)
+    assert parsed.format == "prompt_only" and has_message_prompts(parsed.rows)
+    for mode in ("auto", "on", "off"):
+        assert uses_chat_template(dataset_format="prompt_only", chat_template=mode,
+                                  system_prompt=None, has_template=True, message_prompts=True)
+        (row,) = fmt(parsed.rows, "prompt_only", mode=mode)
+        assert row == {"prompt": [user("2+2?")], "answer": "4"}
+    (with_system,) = fmt(parsed.rows, "prompt_only", mode="on", system="Be brief.")
+    assert with_system["prompt"] == [SYSTEM, user("2+2?")]
+    assert not has_message_prompts([ROWS["prompt_only"]]) and not has_message_prompts([])
+
+
+def test_message_prompts_without_a_template_fail_naming_them():
+    rows = [{"prompt": [user("2+2?")]}]
+    with pytest.raises(ValueError, match="made of message-list prompts, but this model's "
+                                         "tokenizer has no chat template: choose a chat"):
+        fmt(rows, "prompt_only", mode="off", template=False)
+    assert fmt([ROWS["prompt_only"]], "prompt_only", mode="off", template=False) == [
+        ROWS["prompt_only"]]  # string prompts under "off" need no template
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_playground_of_a_run_on_message_prompts_is_a_conversation_as_in_training(mode):
+    hyperparameters = {"chat_template": mode}
+    playground = row_tools.playground_prompt("hi", dataset_format="prompt_only",
+                                             hyperparameters=hyperparameters, has_template=True,
+                                             message_prompts=True)
+    (trained,) = fmt([{"prompt": [user("hi")]}], "prompt_only", mode=mode)
+    assert playground == trained["prompt"] == [user("hi")]
+    # The same run on string prompts: "off" keeps the typed prompt plain.
+    plain = row_tools.playground_prompt("hi", dataset_format="prompt_only",
+                                        hyperparameters=hyperparameters, has_template=True)
+    assert plain == ("hi" if mode == "off" else [user("hi")])

@@ -93,13 +93,16 @@ def text_of(value: Prompt | None) -> str:
 
 def playground_prompt(
     prompt: str, *, dataset_format: str, hyperparameters: Mapping[str, Any], has_template: bool,
+    message_prompts: bool = False,
 ) -> Prompt:
     """A typed prompt as the run's training formatted its prompts: a conversation (with the run's
     system prompt) when ``uses_chat_template`` says so, else the plain string. Runs on "text"
-    rows trained on plain text, so their prompt stays plain."""
+    rows trained on plain text, so their prompt stays plain. ``message_prompts``: the run's
+    dataset holds message-list prompts (``has_message_prompts`` of its rows)."""
     chat_template, system_prompt = chat_settings(hyperparameters)
     if not uses_chat_template(dataset_format=dataset_format, chat_template=chat_template,
-                              system_prompt=system_prompt, has_template=has_template):
+                              system_prompt=system_prompt, has_template=has_template,
+                              message_prompts=message_prompts):
         return prompt
     row = as_conversation({"prompt": prompt}, dataset_format="prompt_only",
                           system_prompt=system_prompt)

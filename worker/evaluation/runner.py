@@ -26,9 +26,10 @@ def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
 
 
 def generate_playground(generation_id: int) -> None:
+    from app.services.datasets import read_rows
     from worker.evaluation.generate import Sampling, generate, load_models
     from worker.evaluation.rows import playground_prompt
-    from worker.training.data import has_chat_template
+    from worker.training.data import has_chat_template, has_message_prompts
 
     with session_scope() as session:
         generation = session.get(Generation, generation_id)
@@ -41,12 +42,15 @@ def generate_playground(generation_id: int) -> None:
         run_id, step = generation.run_id, generation.checkpoint_step
         base_model, dataset_format = run.base_model, run.dataset.format
         hyperparameters = dict(run.hyperparameters or {})
+        # A prompt-only dataset's format does not say whether its prompts are message lists.
+        message_prompts = has_message_prompts(read_rows(store, run.dataset, limit=1))
     models = load_models(base_model, adapter_dir(run_id, step),
                          cache_dir=settings.model_cache_dir)
     # Formatted as the run's training formatted its prompts (chat template, system prompt).
     prompt = playground_prompt(prompt_text, dataset_format=dataset_format,
                                hyperparameters=hyperparameters,
-                               has_template=has_chat_template(models.tokenizer))
+                               has_template=has_chat_template(models.tokenizer),
+                               message_prompts=message_prompts)
     sampling = Sampling(max_new_tokens=params.get("max_new_tokens", 128),
                         temperature=params.get("temperature", 0.7), top_p=params.get("top_p", 1.0),
                         seed=params.get("seed", 0))

@@ -121,16 +121,24 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def has_message_prompts(rows: list[dict[str, Any]]) -> bool:
+    """Whether the rows' prompts are message lists. A prompt-only dataset may hold text or
+    message lists (one kind throughout, checked at upload), so the first row decides."""
+    return bool(rows) and isinstance(rows[0].get("prompt"), list)
+
+
 def uses_chat_template(
-    *, dataset_format: str, chat_template: str, system_prompt: str | None, has_template: bool
+    *, dataset_format: str, chat_template: str, system_prompt: str | None, has_template: bool,
+    message_prompts: bool = False,
 ) -> bool:
     """Whether the run's prompts go through the chat template: the one rule that training,
     evaluation and the playground share.
 
-    Conversational datasets always do (TRL applies the template to them); string prompts do under
-    "on", under "auto" when the tokenizer has a template, and whenever there is a system prompt
-    (it needs a system turn). "text" rows have no prompt and never do. Raises ValueError when the
-    template is needed but the tokenizer has none.
+    Conversations always do (TRL applies the template to them): the conversational formats, and
+    a prompt-only dataset whose prompts are message lists (``message_prompts``: its format does
+    not say so). String prompts do under "on", under "auto" when the tokenizer has a template,
+    and whenever there is a system prompt (it needs a system turn). "text" rows have no prompt
+    and never do. Raises ValueError when the template is needed but the tokenizer has none.
     """
     if chat_template == "on" and not has_template:
         raise ValueError(
@@ -139,8 +147,11 @@ def uses_chat_template(
         )
     if dataset_format == "text":
         return False
-    if dataset_format in CONVERSATIONAL_FORMATS:
-        needed, why = True, f"the {dataset_format} dataset is made of conversations"
+    conversations = dataset_format in CONVERSATIONAL_FORMATS or message_prompts
+    if conversations:
+        made_of = "conversations" if dataset_format in CONVERSATIONAL_FORMATS else (
+            "message-list prompts")
+        needed, why = True, f"the {dataset_format} dataset is made of {made_of}"
     elif system_prompt:
         needed, why = True, "system_prompt needs a system turn"
     else:
@@ -148,7 +159,7 @@ def uses_chat_template(
     if needed and not has_template:
         raise ValueError(
             f"{why}, but this model's tokenizer has no chat template: choose a chat/instruct model"
-            + ("" if dataset_format in CONVERSATIONAL_FORMATS else " or clear system_prompt")
+            + ("" if conversations else " or clear system_prompt")
         )
     return needed
 
@@ -160,7 +171,8 @@ def format_prompts(
     """Rows as the trainer sees them: conversations (with the system prompt) when
     ``uses_chat_template`` says so, else unchanged."""
     if not uses_chat_template(dataset_format=dataset_format, chat_template=chat_template,
-                              system_prompt=system_prompt, has_template=has_template):
+                              system_prompt=system_prompt, has_template=has_template,
+                              message_prompts=has_message_prompts(rows)):
         return rows
     return [as_conversation(r, dataset_format=dataset_format, system_prompt=system_prompt)
             for r in rows]
