@@ -127,3 +127,33 @@ def test_grpo_under_auto_scores_conversational_completions_and_stores_readable_s
     (_, rows), *_ = reporter.sample_calls
     assert rows[0]["prompt"].startswith("What is ") and isinstance(rows[0]["completion"], str)
     assert rows[0]["answer"] == str(2 * int(rows[0]["prompt"].split()[2]))
+
+
+def sft_job(tmp_path: Path, rows: list[dict], **hyperparameters) -> TrainingJob:
+    path = tmp_path / "sft.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    return TrainingJob(run_id=1, strategy="sft", base_model=TINY, dataset_path=path,
+                       dataset_format="prompt_completion", output_dir=tmp_path / "run",
+                       hyperparameters=hyperparameters, model_cache_dir=MODEL_CACHE)
+
+
+def test_sft_prompts_that_fill_max_length_are_dropped_or_refused_by_name(tmp_path, tokenizer):
+    short = [{"prompt": f"Name colour {i}.", "completion": " red"} for i in range(4)]
+    templated = row_tools.playground_prompt(short[0]["prompt"], dataset_format="prompt_completion",
+                                            hyperparameters={"chat_template": "auto"},
+                                            has_template=True)
+    length = len(tokenizer(tokenizer.apply_chat_template(
+        templated, tokenize=False, add_generation_prompt=True), add_special_tokens=False
+    )["input_ids"])
+    # Under the template the prompt alone fills max_length: TRL would drop every row silently.
+    with pytest.raises(ValueError, match=(
+            f"every prompt fills max_length = {length} tokens \\(the shortest is {length} tokens "
+            "with the chat template\\).*raise max_length or set chat_template to 'off'")):
+        datasets_for(sft_job(tmp_path, short, max_length=length), tokenizer)
+    # Without the template the same rows fit, and with room for the completion they all train.
+    plain, _ = datasets_for(sft_job(tmp_path, short, max_length=length, chat_template="off"),
+                            tokenizer)
+    assert len(plain) == 4
+    long = {"prompt": "Say it. " * 40, "completion": " ok"}
+    kept, _ = datasets_for(sft_job(tmp_path, [*short, long], max_length=length + 8), tokenizer)
+    assert len(kept) == 4 and long["prompt"] not in json.dumps(kept)

@@ -105,7 +105,7 @@ def test_live_server_keeps_artifacts_in_the_bucket(s3):
             response = api.post("/api/runs", json={
                 "dataset_id": upload.json()["id"], "base_model": "tiny-random-llama",
                 "backend": "trl",
-                "hyperparameters": {"max_steps": 2, "save_steps": 2, "max_length": 32,
+                "hyperparameters": {"max_steps": 2, "save_steps": 2, "max_length": 64,
                                     "per_device_train_batch_size": 2},
             })
             assert response.status_code == 201, response.text

@@ -220,6 +220,29 @@ def drop_long_prompts(
     return kept
 
 
+def drop_prompts_filling_max_length(
+    rows: list[dict[str, Any]], *, tokenizer, max_length: int
+) -> list[dict[str, Any]]:
+    """SFT truncates each example to max_length; a prompt that fills it leaves no completion token
+    to learn from, and TRL then drops the example silently (all of them: an empty dataset and an
+    obscure sampler error). Drop them here, saying so, and refuse when none would be left."""
+    if not rows or "prompt" not in rows[0]:
+        return rows
+    lengths = [prompt_token_count(row["prompt"], tokenizer) for row in rows]
+    kept = [row for row, length in zip(rows, lengths, strict=True) if length < max_length]
+    if not kept:
+        templated = " with the chat template" if isinstance(rows[0]["prompt"], list) else ""
+        raise ValueError(
+            f"every prompt fills max_length = {max_length} tokens (the shortest is "
+            f"{min(lengths)} tokens{templated}), so no completion token is left to train on: "
+            "raise max_length" + (" or set chat_template to 'off'" if templated else "")
+        )
+    if len(kept) < len(rows):
+        logger.warning("dropped %d rows whose prompts fill max_length = %d tokens",
+                       len(rows) - len(kept), max_length)
+    return kept
+
+
 def load_datasets(job, hp, tokenizer):
     """The job's dataset as (train, eval or None) ``datasets.Dataset`` objects ready for TRL."""
     from datasets import Dataset
@@ -237,6 +260,8 @@ def load_datasets(job, hp, tokenizer):
     max_prompt_length = getattr(hp, "max_prompt_length", None)
     if max_prompt_length:
         rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
+    if job.strategy == "sft" and hp.max_length:
+        rows = drop_prompts_filling_max_length(rows, tokenizer=tokenizer, max_length=hp.max_length)
     train, held_out = split_rows(rows, eval_split=hp.eval_split, seed=hp.seed)
     return Dataset.from_list(train), Dataset.from_list(held_out) if held_out else None
 
