@@ -210,6 +210,10 @@ class Evaluation(Base):
     # As Run's: the reaper publishes a long-queued evaluation again with back-off.
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # As Run's: who runs it ("host:pid") and its last sign of life; the reaper fails a running
+    # evaluation whose heartbeat stopped ("worker lost").
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -249,6 +253,8 @@ class Generation(Base):
     base_output: Mapped[str | None] = mapped_column(Text)
     tuned_output: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))  # as Evaluation's
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

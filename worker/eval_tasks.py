@@ -1,6 +1,7 @@
 """Celery tasks for evaluations and playground generations. Like ``train_run``, a task claims its
 row atomically (``UPDATE … WHERE status='queued'``) and does the work in a child process, so the
-model's memory is freed afterwards and a crash never takes the worker down."""
+model's memory is freed afterwards and a crash never takes the worker down; it heartbeats the row
+while it waits, so the reaper fails it if this worker dies (services/reaper.py)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from app.core.config import settings
 from app.core.db import session_scope
 from app.models import Evaluation, Generation, JobStatus, utcnow
 from worker.celery_app import celery_app
-from worker.tasks import _die_with_parent, _log_tail
+from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
 
 log = logging.getLogger(__name__)
-TABLES = {"evaluate": Evaluation, "generate": Generation}
+TABLES: dict[str, type[Evaluation] | type[Generation]] = {
+    "evaluate": Evaluation, "generate": Generation}
 
 
 def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
@@ -28,7 +30,8 @@ def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
     with session_scope() as session:
         result = cast("CursorResult[Any]", session.execute(
             update(table).where(table.id == job_id, table.status == JobStatus.queued)
-            .values(status=JobStatus.running, started_at=utcnow())
+            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(),
+                    worker=worker_identity())
         ))
         return result.rowcount == 1
 
@@ -41,11 +44,12 @@ def run_child(kind: str, job_id: int) -> str:
     log_path = settings.resolved_data_dir / "evaluations" / f"{kind}-{job_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
-        code = subprocess.call(
+        child = subprocess.Popen(
             [sys.executable, "-m", "worker.evaluation.runner", kind, str(job_id)],
             stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
         )
+        code = wait_heartbeating(child, table, job_id)
     if code != 0:
         reason = (f"{kind} process killed by signal {-code}"
                   + (" (out of memory?)" if code == -signal.SIGKILL else "")

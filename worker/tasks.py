@@ -18,7 +18,7 @@ from celery.signals import worker_ready
 from app.core.config import settings
 from app.core.db import session_scope
 from app.models import Run, RunStatus, utcnow
-from app.services.reaper import dead_on_this_host, heartbeat_interval, reap_lost_runs
+from app.services.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.services.runs import transition
 from worker.celery_app import celery_app
 
@@ -45,7 +45,6 @@ def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
 
 @celery_app.task(name="tunedeck.train_run", ignore_result=True)
 def train_run(run_id: int) -> str:
-    worker_name = f"{socket.gethostname()}:{os.getpid()}"
     with session_scope() as session:
         run = session.get(Run, run_id)
         attempt = (run.attempt if run else 0) + 1
@@ -53,7 +52,7 @@ def train_run(run_id: int) -> str:
             session,
             run_id=run_id,
             to=RunStatus.running,
-            worker=worker_name,
+            worker=worker_identity(),
             heartbeat_at=utcnow(),
             attempt=attempt,
             error=None,
@@ -72,14 +71,7 @@ def train_run(run_id: int) -> str:
             preexec_fn=_die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
         )
-        # Heartbeat at the usual cadence, but return the moment the child exits.
-        while True:
-            _heartbeat(run_id)
-            try:
-                child.wait(timeout=HEARTBEAT_INTERVAL_S)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        wait_heartbeating(child, Run, run_id)
 
     if child.returncode != 0:
         reason = (
@@ -99,34 +91,53 @@ def train_run(run_id: int) -> str:
     return "done"
 
 
-def _heartbeat(run_id: int) -> None:
+def worker_identity() -> str:
+    """"host:pid" of this worker, stored on what it claims (see reaper.dead_on_this_host)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def wait_heartbeating(child: subprocess.Popen[bytes], model: type[Live], row_id: int) -> int:
+    """Heartbeat the row ``child`` works on at the usual cadence, but return the child's exit code
+    the moment it exits."""
+    while True:
+        _heartbeat(model, row_id)
+        try:
+            return child.wait(timeout=HEARTBEAT_INTERVAL_S)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _heartbeat(model: type[Live], row_id: int) -> None:
     from sqlalchemy import update
 
     try:
         with session_scope() as session:
             session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status == RunStatus.running)
+                update(model)
+                .where(model.id == row_id, model.status == "running")
                 .values(heartbeat_at=utcnow())
             )
-    except Exception:  # a database blip must not abandon the training child; retry next beat
-        log.exception("heartbeat for run %s failed", run_id)
+    except Exception:  # a database blip must not abandon the child; retry next beat
+        log.exception("heartbeat for %s %s failed", model.__tablename__, row_id)
 
 
 @worker_ready.connect
 def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
-    """Runs whose worker died are failed now rather than left "running" until a web reaper looks.
+    """Runs, evaluations and generations whose worker died are failed now rather than left
+    "running" until a web reaper looks.
 
     A worker of this host that no longer exists is known dead after a few missed heartbeats; any
     other worker only after the full threshold (it may be alive on another machine).
     """
     try:
         with session_scope() as session:
-            reap_lost_runs(session, lost_after_s=settings.worker_lost_after_s)
-            reap_lost_runs(
-                session,
-                lost_after_s=3 * HEARTBEAT_INTERVAL_S,
-                only=dead_on_this_host(socket.gethostname()),
-            )
+            for model in HEARTBEATING:
+                reap_lost(session, model, lost_after_s=settings.worker_lost_after_s)
+                reap_lost(
+                    session,
+                    model,
+                    lost_after_s=3 * HEARTBEAT_INTERVAL_S,
+                    only=dead_on_this_host(socket.gethostname()),
+                )
     except Exception:
-        log.exception("reaping lost runs at worker start failed")
+        log.exception("reaping lost jobs at worker start failed")

@@ -1,12 +1,13 @@
-"""Dead workers: a running run whose worker stopped heartbeating becomes ``failed`` ("worker
-lost"). Its metrics and checkpoints stay, so it can be resumed.
+"""Dead workers: a running run, evaluation or playground generation whose worker stopped
+heartbeating becomes ``failed`` ("worker lost"). A run's metrics and checkpoints stay, so it can be
+resumed; an evaluation or a generation is simply requested again.
 
 Every web process runs ``ReaperThread``; each worker reaps once at start. Several reapers at once
 are harmless: the status change is one conditional UPDATE, so exactly one of them wins.
 
 Timing (settings.worker_lost_after_s = T): workers heartbeat every ``heartbeat_interval(T)``
 seconds (at most T/4, so one slow write never looks like a death) and reapers look every
-``reap_interval(T)`` seconds, so a dead worker's run is failed at most T + T/3 (≤ T + 10 s) after
+``reap_interval(T)`` seconds, so a dead worker's job is failed at most T + T/3 (≤ T + 10 s) after
 its last heartbeat: 55 s with the default T = 45.
 
 Lost messages: a queued run whose task message vanished (Redis restarted without persistence, the
@@ -58,37 +59,66 @@ def reap_interval(lost_after_s: float) -> float:
     return min(10.0, lost_after_s / 3)
 
 
-def _stale(cutoff: datetime) -> ColumnElement[bool]:
-    # A claimed run always has a heartbeat; started_at covers rows written by older versions.
+Live = Run | Evaluation | Generation  # rows a worker heartbeats while it runs them
+HEARTBEATING: tuple[type[Run], type[Evaluation], type[Generation]] = (Run, Evaluation, Generation)
+
+
+def _stale(model: type[Live], cutoff: datetime) -> ColumnElement[bool]:
+    # A claimed row always has a heartbeat; started_at covers rows written by older versions.
     return or_(
-        Run.heartbeat_at < cutoff,
-        and_(Run.heartbeat_at.is_(None), or_(Run.started_at.is_(None), Run.started_at < cutoff)),
+        model.heartbeat_at < cutoff,
+        and_(model.heartbeat_at.is_(None),
+             or_(model.started_at.is_(None), model.started_at < cutoff)),
     )
 
 
-def reap_lost_runs(
-    session: Session, *, lost_after_s: float, now: datetime | None = None,
-    only: Callable[[Run], bool] | None = None,
+def reap_lost(
+    session: Session, model: type[Live], *, lost_after_s: float, now: datetime | None = None,
+    only: Callable[[Live], bool] | None = None,
 ) -> list[int]:
-    """Fail every running run whose last heartbeat is older than ``lost_after_s``; returns ids.
+    """Fail every running row of ``model`` (runs, evaluations, playground generations) whose last
+    heartbeat is older than ``lost_after_s``; returns ids.
 
     ``only`` narrows the candidates further (the worker's start-up check).
     """
     cutoff = (now or utcnow()) - timedelta(seconds=lost_after_s)
-    stale = _stale(cutoff)
-    candidates = list(session.scalars(select(Run).where(Run.status == RunStatus.running, stale)))
+    stale = _stale(model, cutoff)
+    candidates: list[Live] = list(session.scalars(
+        select(model).where(model.status == "running", stale).order_by(model.id)))
     reaped = []
-    for run in candidates:
-        if only is not None and not only(run):
+    for row in candidates:
+        if only is not None and not only(row):
             continue
-        # Re-checked in the UPDATE itself: a heartbeat that lands meanwhile keeps the run alive.
-        if transition(session, run_id=run.id, to=RunStatus.failed, only_if=stale,
-                      error=f"{WORKER_LOST}: no heartbeat from {run.worker or 'its worker'} "
-                            f"for {lost_after_s:g} s"):
-            reaped.append(run.id)
+        error = (f"{WORKER_LOST}: no heartbeat from {row.worker or 'its worker'} "
+                 f"for {lost_after_s:g} s")
+        # Re-checked in the UPDATE itself: a heartbeat that lands meanwhile keeps the row alive.
+        if _fail(session, model, row.id, only_if=stale, error=error):
+            reaped.append(row.id)
     if reaped:
-        log.warning("marked runs %s failed: worker lost", reaped)
+        log.warning("marked %s %s failed: worker lost", model.__tablename__, reaped)
     return reaped
+
+
+def _fail(session: Session, model: type[Live], row_id: int, *, only_if: ColumnElement[bool],
+          error: str) -> bool:
+    if model is Run:  # its state machine lives in services.runs
+        return transition(session, run_id=row_id, to=RunStatus.failed, only_if=only_if,
+                          error=error)
+    result = cast("CursorResult[Any]", session.execute(
+        update(model).where(model.id == row_id, model.status == JobStatus.running, only_if)
+        .values(status=JobStatus.failed, finished_at=utcnow(), error=error)
+        .execution_options(synchronize_session=False)
+    ))
+    session.commit()
+    return result.rowcount == 1
+
+
+def reap_lost_runs(
+    session: Session, *, lost_after_s: float, now: datetime | None = None,
+    only: Callable[[Live], bool] | None = None,
+) -> list[int]:
+    """``reap_lost`` for runs: a failed run keeps its metrics and checkpoints (resumable)."""
+    return reap_lost(session, Run, lost_after_s=lost_after_s, now=now, only=only)
 
 
 REQUEUE_CAP_S = 3600.0
@@ -209,19 +239,19 @@ def pid_alive(pid: int) -> bool:
 
 
 def dead_on_this_host(hostname: str, alive: Callable[[int], bool] = pid_alive
-                      ) -> Callable[[Run], bool]:
-    """Runs claimed by a worker process ("host:pid") of this host that no longer exists."""
-    def check(run: Run) -> bool:
-        host, _, pid = (run.worker or "").rpartition(":")
+                      ) -> Callable[[Live], bool]:
+    """Rows claimed by a worker process ("host:pid") of this host that no longer exists."""
+    def check(row: Live) -> bool:
+        host, _, pid = (row.worker or "").rpartition(":")
         return host == hostname and pid.isdigit() and not alive(int(pid))
 
     return check
 
 
 class ReaperThread(threading.Thread):
-    """Calls ``reap_lost_runs`` and the ``requeue_*``/``expire_*`` passes every
-    ``reap_interval`` seconds (or every R/2 when the re-publish wait R is shorter) until
-    ``stop()``."""
+    """Calls ``reap_lost`` (runs, evaluations, generations) and the ``requeue_*``/``expire_*``
+    passes every ``reap_interval`` seconds (or every R/2 when the re-publish wait R is shorter)
+    until ``stop()``."""
 
     def __init__(self, session_factory: sessionmaker, *, lost_after_s: float,
                  requeue_after_s: float | None = None) -> None:
@@ -240,7 +270,8 @@ class ReaperThread(threading.Thread):
         while not self._stopped.wait(self.interval):
             try:  # a database hiccup must not end the thread
                 with self.session_factory() as session:
-                    reap_lost_runs(session, lost_after_s=self.lost_after_s)
+                    for model in HEARTBEATING:
+                        reap_lost(session, model, lost_after_s=self.lost_after_s)
                     requeue_lost_runs(session, requeue_after_s=self.requeue_after_s)
                     requeue_lost_evaluations(session, requeue_after_s=self.requeue_after_s)
                     expire_lost_generations(session, after_s=self.requeue_after_s)
