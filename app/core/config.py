@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Seconds a run or an evaluation may wait in the queue before its task is published again (a
     # broker that lost its messages, e.g. Redis restarted without persistence); the wait doubles
     # after each re-publish, up to an hour. A playground generation no worker took within this
-    # time fails instead (services/reaper.py). 0 turns both off.
+    # time fails instead (services/requeue.py). 0 turns both off.
     requeue_after_s: int = Field(default=120, ge=0)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1

@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from app.core.config import settings
 from app.core.db import make_engine
 from app.models import Base, Dataset, Run, RunStatus, utcnow
-from app.services.reaper import (
+from app.services.requeue import (
     REQUEUE_CAP_S,
     requeue_due,
     requeue_interval,
