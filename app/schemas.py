@@ -70,6 +70,10 @@ class RunPublic(BaseModel):
     backend: str | None
     device: str | None
     queue: str
+    # When its task was last published and how often: above 1, TuneDeck re-sent it because
+    # no worker took it (services/requeue.py).
+    published_at: datetime | None = None
+    publish_count: int = 0
     cancel_requested: bool
     attempt: int
     created_at: datetime

@@ -10,6 +10,24 @@
 
   function $(id) { return document.getElementById(id); }
   function field(scope, name) { return scope.querySelector('[data-field="' + name + '"]'); }
+  function parseTime(iso) { return Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + "Z"); }
+
+  // ---- Queued: which queue it waits on; after a while, how to start a worker there ---------
+  var queueNotice = $("queue-notice");
+  var hintAfterMs = Number(queueNotice.getAttribute("data-hint-after-s")) * 1000;
+  // Server clock minus this browser's, so "waited" does not depend on the browser's clock.
+  var clockSkew = parseTime(queueNotice.getAttribute("data-server-now")) - Date.now();
+
+  function applyQueued(run) {
+    queueNotice.hidden = run.status !== "queued";
+    if (queueNotice.hidden) return;
+    var waited = Date.now() + clockSkew - parseTime(run.published_at || run.created_at);
+    $("queue-hint").hidden = !(run.publish_count > 1 || waited > hintAfterMs);
+    var resent = run.publish_count - 1;
+    var note = field(queueNotice, "resent");
+    if (note) note.textContent = resent < 1 ? "" :
+      "; it has re-sent it " + (resent === 1 ? "once" : resent + " times") + " so far";
+  }
 
   // ---- Run header, progress, error, actions ------------------------------------------------
   function applyRun(run) {
@@ -33,6 +51,7 @@
     cancel.hidden = !active;
     if (run.cancel_requested) { cancel.disabled = true; cancel.textContent = "Stopping…"; }
     $("cancel-notice").hidden = !(run.cancel_requested && run.status === "running");
+    applyQueued(run);
     $("download-best").hidden = !run.best_checkpoint;
     // Failed or cancelled runs with a checkpoint continue from it (POST /resume).
     $("resume-button").hidden = !((run.status === "failed" || run.status === "cancelled") &&

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import zipfile
+from contextlib import closing
 
 import pytest
 from playwright.sync_api import expect
@@ -122,6 +124,7 @@ def test_upload_launch_watch_and_download(live_server, page, screenshot, tmp_pat
     status = page.locator(".page-header [data-field=status]")
     expect(status).to_have_text("completed", timeout=30_000)
     expect(page.locator("#cancel-button")).to_be_hidden()
+    expect(page.locator("#queue-notice")).to_be_hidden()  # a worker took it
     expect(page.locator("#checkpoints-table tbody tr")).to_have_count(2)  # steps 4 and 8
     expect(page.locator("#checkpoints-table .badge-best:visible")).to_have_count(1)
     assert page.evaluate(CHART_POINTS) == 8  # the final refresh drew every step
@@ -174,8 +177,17 @@ def test_a_new_run_appears_in_the_list_and_cancels_from_its_page(live_server, pa
     status = page.locator(".page-header [data-field=status]")
     expect(status).to_have_text("queued")
     expect(page.locator("[data-field=progress_text]")).to_have_text("waiting for a worker")
+    notice = page.locator("#queue-notice")
+    expect(notice).to_contain_text("Waiting for a worker on queue nobody-listens.")
+    hint = page.locator("#queue-hint")
+    expect(hint).to_be_hidden()  # just queued: a worker may yet take it
+    with closing(sqlite3.connect(live_server.data_dir / "tunedeck.db")) as db, db:
+        db.execute("UPDATE run SET publish_count = 3 WHERE id = ?", (run["id"],))  # re-sent twice
+    expect(hint).to_contain_text("start one with tunedeck worker --queues nobody-listens")
+    expect(hint).to_contain_text("it has re-sent it 2 times so far")
     page.get_by_role("button", name="Cancel run").click()
     expect(status).to_have_text("cancelled")
+    expect(notice).to_be_hidden()
     expect(page.locator("#cancel-button")).to_be_hidden()
     with live_server.client() as client:
         assert client.get(f"/api/runs/{run['id']}").json()["status"] == "cancelled"

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.api import page_helpers as helpers
 from app.api.deps import SessionDep, StoreDep
+from app.api.queue_notice import queue_notice
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR, TEMPLATES_DIR
 from app.models import Checkpoint, Dataset, Run
@@ -137,6 +138,6 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
     checkpoints = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step))
     return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
-                 checkpoints=list(checkpoints),
+                 checkpoints=list(checkpoints), queue_notice=queue_notice(public),
                  model_name=helpers.model_label(run.base_model, helpers.catalogue()),
                  reward_descriptions=helpers.reward_descriptions())

@@ -1,0 +1,89 @@
+"""The run page's "waiting for a worker" notice: its queue, and after a while how to start a
+worker there; runs written straight into the in-process app's database (no worker runs here)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from app.core.config import settings
+from app.models import Dataset, Run, RunStatus, utcnow
+
+
+@pytest.fixture
+def db(client):
+    from app.core.db import SessionLocal
+
+    with SessionLocal() as session:
+        yield session
+
+
+def make_run(session, *, queue: str, status=RunStatus.queued, waited_s: float = 0,
+             publish_count: int = 1) -> Run:
+    dataset = Dataset(name="queue-notice", original_filename="d.jsonl",
+                      storage_key=f"k-{uuid.uuid4().hex}", file_format="jsonl",
+                      format="prompt_completion", num_rows=1, columns=["prompt", "completion"],
+                      size_bytes=10)
+    session.add(dataset)
+    session.flush()
+    published = utcnow() - timedelta(seconds=waited_s)
+    run = Run(name=f"queued-on-{queue}", strategy="sft", base_model="tiny",
+              dataset_id=dataset.id, hyperparameters={}, queue=queue, status=status,
+              created_at=published, published_at=published, publish_count=publish_count)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def tag(page: str, element_id: str) -> str:
+    """The opening tag of the element with ``element_id``."""
+    match = re.search(rf'<[a-z]+ [^>]*id="{element_id}"[^>]*>', page)
+    assert match, f"#{element_id} is not on the page"
+    return match.group(0)
+
+
+def notice_text(page: str) -> str:
+    start = page.index('id="queue-notice"')
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page[start:page.index("</div>", start)]))
+
+
+def test_a_fresh_queued_run_names_its_queue_and_holds_back_the_hint(client, db):
+    run = make_run(db, queue="gpu-3")
+    page = client.get(f"/runs/{run.id}").text
+    assert " hidden" not in tag(page, "queue-notice")
+    assert "Waiting for a worker on queue gpu-3." in notice_text(page)
+    assert " hidden" in tag(page, "queue-hint")  # it may simply not have been picked up yet
+
+    body = client.get(f"/api/runs/{run.id}").json()
+    assert (body["queue"], body["publish_count"]) == ("gpu-3", 1) and body["published_at"]
+
+
+def test_a_long_queued_run_says_which_worker_to_start(client, db):
+    run = make_run(db, queue="gpu-3", waited_s=60)
+    page = client.get(f"/runs/{run.id}").text
+    assert " hidden" not in tag(page, "queue-hint")
+    text = notice_text(page)
+    assert "start one with tunedeck worker --gpus 3;" in text, text
+    after = f"after {settings.requeue_after_s} s in the queue (TUNEDECK_REQUEUE_AFTER_S)"
+    assert settings.requeue_after_s and after in text, text
+    assert "re-sent it" not in text  # published once: nothing re-sent yet
+
+    default = make_run(db, queue="training", waited_s=60)
+    assert "start one with tunedeck worker;" in notice_text(client.get(f"/runs/{default.id}").text)
+
+
+def test_a_re_sent_run_shows_the_hint_and_how_often(client, db):
+    run = make_run(db, queue="nightly", publish_count=3)  # published 1 s ago, the third time
+    page = client.get(f"/runs/{run.id}").text
+    assert " hidden" not in tag(page, "queue-hint")
+    text = notice_text(page)
+    assert "start one with tunedeck worker --queues nightly;" in text, text
+    assert "it has re-sent it 2 times so far." in text, text
+
+
+def test_a_completed_run_has_no_queue_notice(client, db):
+    run = make_run(db, queue="gpu-3", status=RunStatus.completed, waited_s=600, publish_count=4)
+    assert " hidden" in tag(client.get(f"/runs/{run.id}").text, "queue-notice")
