@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from app.models import Checkpoint, Run
-from app.services import compare_series, config_diff, health, runs
+from app.services import compare_axes, compare_series, config_diff, health, runs
 from app.services.checkpoints import best_checkpoints
 from app.services.compare_samples import samples_payload
 
@@ -158,7 +158,7 @@ def build_comparison(
         "metrics": {str(run.id): {name: [[s, json_number(v)] for s, v in series[run.id][name]]
                                   for name in wanted[run.id]} for run in run_list},
         "x": {str(run_id): axes for run_id, axes in
-              compare_series.x_axes(session, runs=run_list, series=series).items()},
+              compare_axes.x_axes(session, runs=run_list, series=series).items()},
         "config_diff": {"rows": config_diff.to_json_safe(diff),
                         "differing": sum(row.differs for row in diff)},
         "samples": samples_payload(session, run_ids=run_ids, step=sample_step),

@@ -7,9 +7,9 @@ far too slow for ten runs of 20,000 steps (2M rows). Here a series of up to a fe
 so Python never touches its rows. A finished run's rows never change (terminal statuses are
 final), so its downsampled series are cached in process.
 
-Each step reads every run it needs at once (names, series sizes, short series, x-axes), so
-comparing 8 runs costs the statements of comparing 2; only series long enough to be bucketed
-are read run by run.
+Each step reads every run it needs at once (names, series sizes, short series; the x-axes in
+``compare_axes`` share the cache), so comparing 8 runs costs the statements of comparing 2; only
+series long enough to be bucketed are read run by run.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Iterable
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, union_all
@@ -33,8 +32,6 @@ Point = tuple[int, float]
 # Cached series (one per run and metric): a 1000-point series is about 100 KB of tuples, so
 # this bounds the cache near 50 MB; ten runs of ten metrics take 100 entries.
 CACHE_SIZE = 500
-# Points of the step -> elapsed seconds / epoch lookups sent per run for the x-axis choices.
-AXIS_POINTS = 400
 # Series with more rows than this many times max_points are bucketed by the database.
 BUCKET_IN_SQL_FACTOR = 4
 
@@ -70,7 +67,8 @@ class _SeriesCache:
 cache = _SeriesCache(CACHE_SIZE)
 
 
-def _cache_tag(run: Run) -> tuple | None:
+def cache_tag(run: Run) -> tuple | None:
+    """(run_id, finished_at) to key a finished run's cached data by; None while it can change."""
     # finished_at in the key: a run cannot finish twice, but a test database can reuse ids.
     if run.status in TERMINAL_STATUSES and run.finished_at is not None:
         return (run.id, run.finished_at.isoformat())
@@ -81,7 +79,7 @@ def metric_names(session: Session, *, runs: list[Run]) -> dict[int, list[str]]:
     """run_id -> the metric names it logged, sorted (cached once a run has finished)."""
     out: dict[int, list[str]] = {}
     for run in runs:
-        tag = _cache_tag(run)
+        tag = cache_tag(run)
         hit = cache.get((*tag, "names")) if tag else None
         if hit is not None:
             out[run.id] = hit
@@ -94,7 +92,7 @@ def metric_names(session: Session, *, runs: list[Run]) -> dict[int, list[str]]:
         for run_id, name in session.execute(query):
             out[run_id].append(name)
         for run in missing:
-            if tag := _cache_tag(run):
+            if tag := cache_tag(run):
                 cache.put((*tag, "names"), out[run.id])
     return {run.id: out[run.id] for run in runs}
 
@@ -198,7 +196,7 @@ def chart_series(
     found: dict[int, dict[str, list[Point]]] = {run.id: {} for run in runs}
     missing: dict[int, list[str]] = {}
     for run in runs:
-        tag = _cache_tag(run)
+        tag = cache_tag(run)
         for name in names.get(run.id, []):
             hit = cache.get((*tag, name, max_points)) if tag else None
             if hit is None:
@@ -207,7 +205,7 @@ def chart_series(
                 found[run.id][name] = hit
     fresh = _read(session, names=missing, max_points=max_points)
     for run in runs:
-        tag = _cache_tag(run)
+        tag = cache_tag(run)
         for name, points in fresh.get(run.id, {}).items():
             found[run.id][name] = [(step, _round(v)) for step, v in points]
             if tag:
@@ -255,55 +253,3 @@ def _read_long(session: Session, *, run_id: int, sizes: dict[tuple, tuple], long
                              buckets=buckets)
     return {name: cast(list[Point], downsample(points, max_points))
             for name, points in bucketed.items()}
-
-
-def x_axes(session: Session, *, runs: list[Run], series: Mapping[int, dict[str, list[Point]]]
-           ) -> dict[int, dict[str, list]]:
-    """run_id -> ``{"elapsed": [[step, seconds], ...], "epoch": [[step, epoch], ...]}`` for
-    plotting by elapsed time or epoch; the client interpolates between entries.
-
-    Elapsed time is seconds since the run's first logged row, read at about AXIS_POINTS steps
-    of one series: a chart cannot show finer detail, and parsing every wall time of a long run
-    costs more than all its values. Epochs come from the ``epoch`` value the trainer logs.
-    """
-    out: dict[int, dict[str, list]] = {}
-    picks: dict[int, ColumnElement[bool]] = {}
-    for run in runs:
-        tag = _cache_tag(run)
-        if (hit := cache.get((*tag, "axes")) if tag else None) is not None:
-            out[run.id] = hit
-            continue
-        own = series[run.id]
-        out[run.id] = {"elapsed": [],
-                       "epoch": [[s, v] for s, v in own.get("epoch", []) if math.isfinite(v)]}
-        longest = max(own, key=lambda name: (len(own[name]), name == "loss"), default=None)
-        if longest is not None and own[longest]:
-            first, last = own[longest][0][0], own[longest][-1][0]
-            stride = max(1, math.ceil((last - first + 1) / AXIS_POINTS))
-            picks[run.id] = and_(Metric.run_id == run.id, Metric.name == longest,
-                                 (Metric.step % stride == 0) | (Metric.step == first)
-                                 | (Metric.step == last))
-    rows: dict[int, list[tuple[int, datetime | None]]] = {run_id: [] for run_id in picks}
-    if picks:
-        query = (select(Metric.run_id, Metric.step, func.min(Metric.wall_time))
-                 .where(or_(*picks.values())).group_by(Metric.run_id, Metric.step)
-                 .order_by(Metric.run_id, Metric.step))
-        for run_id, step, wall in session.execute(query):
-            rows[run_id].append((step, _as_datetime(wall)))
-    for run_id, found in rows.items():
-        walls = [wall for _, wall in found if wall is not None]
-        if walls:
-            start = min(walls)
-            out[run_id]["elapsed"] = [[step, round((wall - start).total_seconds(), 3)]
-                                      for step, wall in found if wall is not None]
-    for run in runs:
-        if tag := _cache_tag(run):
-            cache.put((*tag, "axes"), out[run.id])
-    return out
-
-
-def _as_datetime(value: object) -> datetime | None:
-    # func.min over a DateTime column comes back as text on SQLite.
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.training.data import as_conversation
+from worker.training.prompts import as_conversation
 
 # The columns that hold training text, per TRL dataset type (the same as its required columns).
 TEXT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -103,7 +103,7 @@ def length_stats(
 def _templated_prompt_tokens(
     rows: Sequence[dict], count_batch: Callable[[list[list[dict]]], list[int]]
 ) -> np.ndarray:
-    # as_conversation is what training applies to a row's prompt (worker.training.data).
+    # as_conversation is what training applies to a row's prompt (worker.training.prompts).
     prompts = [as_conversation({"prompt": row.get("prompt") or ""},
                                dataset_format="prompt_only")["prompt"] for row in rows]
     counts = [

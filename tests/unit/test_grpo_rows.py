@@ -10,7 +10,8 @@ from worker.evaluation import rows as row_tools
 from worker.evaluation.scorers import resolve_scorers, reward_scores
 from worker.rewards import REWARD_FUNCTIONS
 from worker.rewards.columns import grpo_rows, reference_text, reward_columns
-from worker.training.data import check_columns, format_prompts
+from worker.training.data import check_columns
+from worker.training.prompts import format_prompts
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 

@@ -1,5 +1,6 @@
-"""The chat-template rule that training, evaluation and the playground share (worker.training.data
-``uses_chat_template`` / ``format_prompts``), and the hyperparameter that sets it."""
+"""The chat-template rule that training, evaluation and the playground share
+(worker.training.prompts ``uses_chat_template`` / ``format_prompts``), and the hyperparameter
+that sets it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pydantic import ValidationError
 
 from worker.evaluation import rows as row_tools
 from worker.training.config import validate_hyperparameters
-from worker.training.data import chat_settings, format_prompts, uses_chat_template
+from worker.training.prompts import chat_settings, format_prompts, uses_chat_template
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 ROWS = {  # one row per string format, each with an extra column that must survive
@@ -140,7 +141,7 @@ def test_prompt_only_rows_with_message_prompts_are_conversations_under_every_mod
     """Upload classifies message-list prompts as prompt_only (its format does not say they are
     conversations); TRL templates them whatever chat_template says, and so does the rule."""
     from app.services.dataset_formats import parse_dataset
-    from worker.training.data import has_message_prompts
+    from worker.training.prompts import has_message_prompts
 
     upload = tmp_path / "chat-prompts.jsonl"
     upload.write_text('{"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4"}\n')

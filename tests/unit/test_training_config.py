@@ -20,7 +20,8 @@ from worker.training.config import (
     divisibility_message,
     validate_hyperparameters,
 )
-from worker.training.data import as_conversation, check_columns, read_rows, split_rows
+from worker.training.data import check_columns, read_rows, split_rows
+from worker.training.prompts import as_conversation
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,9 @@
 
 Held-out rows are reproduced with the training pipeline's own functions and seed
 (``worker.training.data``), so they are exactly the rows the run did not train on, formatted as it
-saw them; a playground prompt goes through the same chat-template rule. Pure apart from the
-tokenizer, which counts prompt tokens and says whether it has a chat template.
+saw them; a playground prompt goes through the same chat-template rule
+(``worker.training.prompts``). Pure apart from the tokenizer, which counts prompt tokens and says
+whether it has a chat template.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from worker.rewards.columns import grpo_rows, reference_text
-from worker.training.data import (
+from worker.training.data import check_columns, drop_long_prompts, split_rows
+from worker.training.prompts import (
     as_conversation,
     chat_settings,
-    check_columns,
-    drop_long_prompts,
     format_prompts,
     has_chat_template,
-    split_rows,
     uses_chat_template,
 )
 

@@ -29,7 +29,7 @@ def generate_playground(generation_id: int) -> None:
     from app.services.datasets import read_rows
     from worker.evaluation.generate import Sampling, generate, load_models
     from worker.evaluation.rows import playground_prompt
-    from worker.training.data import has_chat_template, has_message_prompts
+    from worker.training.prompts import has_chat_template, has_message_prompts
 
     with session_scope() as session:
         generation = session.get(Generation, generation_id)

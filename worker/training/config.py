@@ -59,7 +59,7 @@ class TrainingHyperparameters(BaseModel):
     seed: int = Field(42, ge=0)
     system_prompt: str | None = None
     # String prompts (and their answers) become chat messages: "auto" when the tokenizer has a chat
-    # template, "on" always (fails without one), "off" never. See worker.training.data.
+    # template, "on" always (fails without one), "off" never. See worker.training.prompts.
     chat_template: Literal["auto", "on", "off"] = "auto"
     # Load the base model quantised to 4 bits (QLoRA): the Unsloth backend only, on CUDA.
     load_in_4bit: bool = False
