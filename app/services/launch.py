@@ -16,6 +16,7 @@ from app.models import Dataset, Run
 from app.schemas import CheckpointPublic, RunCreate, RunPublic
 from app.services import checkpoints, runs
 from app.services.dataset_formats import DatasetError, check_format_for_strategy
+from app.services.length_checks import prompt_length_problem
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -64,6 +65,12 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     except ValueError as exc:
         raise LaunchError(f"hyperparameters: {exc}") from exc
     validate_base_model(spec.base_model)
+    too_long = prompt_length_problem(
+        strategy=spec.strategy, base_model=spec.base_model, dataset_format=dataset.format,
+        stats=dataset.stats or {}, hyperparameters=hyperparameters.model_dump(),
+    )
+    if too_long:
+        raise LaunchError(too_long)
     if hyperparameters.load_in_4bit and spec.backend == "trl":
         # "auto" may still pick Unsloth on a GPU worker; "trl" never can load 4-bit weights.
         raise LaunchError(

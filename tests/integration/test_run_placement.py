@@ -51,7 +51,7 @@ def test_unsloth_on_a_cpu_worker_fails_fast_and_says_why(live_server):
         dataset_id = upload(client)
         response = client.post("/api/runs", json={
             "dataset_id": dataset_id, "base_model": "tiny-random-llama", "backend": "unsloth",
-            "hyperparameters": {"max_steps": 2, "max_length": 32},
+            "hyperparameters": {"max_steps": 2, "max_length": 64},  # prompts ~36 tokens templated
         })
         assert response.status_code == 201, response.text
         run = live_server.wait_for_run(response.json()["id"], timeout=120)
