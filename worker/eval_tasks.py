@@ -10,12 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, cast
-
-from sqlalchemy import CursorResult, update
 
 from app.core.config import settings
 from app.core.db import session_scope
+from app.core.sql import update_one
 from app.models import Evaluation, Generation, JobStatus, utcnow
 from worker.celery_app import celery_app
 from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
@@ -28,12 +26,9 @@ TABLES: dict[str, type[Evaluation] | type[Generation]] = {
 def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
     """Queued → running for exactly one caller; a redelivered task finds nothing to claim."""
     with session_scope() as session:
-        result = cast("CursorResult[Any]", session.execute(
-            update(table).where(table.id == job_id, table.status == JobStatus.queued)
-            .values(status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(),
-                    worker=worker_identity())
-        ))
-        return result.rowcount == 1
+        return update_one(session, table, table.id == job_id, table.status == JobStatus.queued,
+                          status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(),
+                          worker=worker_identity())
 
 
 def run_child(kind: str, job_id: int) -> str:

@@ -21,12 +21,12 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
+from app.core.sql import update_one
 from app.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
 from app.services.requeue import (
     expire_lost_generations,
@@ -92,21 +92,10 @@ def _fail(session: Session, model: type[Live], row_id: int, *, only_if: ColumnEl
     if model is Run:  # its state machine lives in services.runs
         return transition(session, run_id=row_id, to=RunStatus.failed, only_if=only_if,
                           error=error)
-    result = cast("CursorResult[Any]", session.execute(
-        update(model).where(model.id == row_id, model.status == JobStatus.running, only_if)
-        .values(status=JobStatus.failed, finished_at=utcnow(), error=error)
-        .execution_options(synchronize_session=False)
-    ))
+    failed = update_one(session, model, model.id == row_id, model.status == JobStatus.running,
+                        only_if, status=JobStatus.failed, finished_at=utcnow(), error=error)
     session.commit()
-    return result.rowcount == 1
-
-
-def reap_lost_runs(
-    session: Session, *, lost_after_s: float, now: datetime | None = None,
-    only: Callable[[Live], bool] | None = None,
-) -> list[int]:
-    """``reap_lost`` for runs: a failed run keeps its metrics and checkpoints (resumable)."""
-    return reap_lost(session, Run, lost_after_s=lost_after_s, now=now, only=only)
+    return failed
 
 
 def pid_alive(pid: int) -> bool:

@@ -25,11 +25,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.sql import update_one
 from app.models import Evaluation, Generation, JobStatus, Run, utcnow
 from app.services.evaluations import publish_evaluation
 from app.services.runs import as_utc, enqueue
@@ -77,14 +78,10 @@ def requeue_lost(
         if not requeue_due(row, now=now, requeue_after_s=requeue_after_s):
             continue
         row_id, seen = row.id, row.publish_count
-        result = cast("CursorResult[Any]", session.execute(
-            update(model)
-            .where(model.id == row_id, model.status == "queued", model.publish_count == seen)
-            .values(published_at=now, publish_count=seen + 1)
-            .execution_options(synchronize_session=False)
-        ))
+        ours = update_one(session, model, model.id == row_id, model.status == "queued",
+                          model.publish_count == seen, published_at=now, publish_count=seen + 1)
         session.commit()
-        if result.rowcount != 1:  # claimed, cancelled, or another web process published it
+        if not ours:  # claimed, cancelled, or another web process published it
             continue
         try:
             publish(session, row)
@@ -127,15 +124,13 @@ def expire_lost_generations(
     ids = list(session.scalars(select(Generation.id).where(*waiting).order_by(Generation.id)))
     for generation_id in ids:
         # Re-checked in the UPDATE: a worker that claims it meanwhile wins.
-        result = cast("CursorResult[Any]", session.execute(
-            update(Generation).where(Generation.id == generation_id, *waiting)
-            .values(status=JobStatus.failed, finished_at=now,
-                    error=f"no worker took this request within {after_s:g} s: the workers on "
-                          "its queue are busy (e.g. training) or not running; try again later")
-            .execution_options(synchronize_session=False)
-        ))
+        failed = update_one(
+            session, Generation, Generation.id == generation_id, *waiting,
+            status=JobStatus.failed, finished_at=now,
+            error=f"no worker took this request within {after_s:g} s: the workers on its queue "
+                  "are busy (e.g. training) or not running; try again later")
         session.commit()
-        if result.rowcount == 1:
+        if failed:
             expired.append(generation_id)
     if expired:
         log.warning("failed playground generations %s: no worker took them", expired)

@@ -4,11 +4,12 @@ through ``transition`` so the allowed transitions in ``models.ALLOWED_TRANSITION
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import ColumnElement, CursorResult, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.orm import Session
 
+from app.core.sql import update_one
 from app.core.storage import ArtifactStore
 from app.models import (
     ALLOWED_TRANSITIONS,
@@ -51,15 +52,9 @@ def transition(
     conditions = [Run.id == run_id, Run.status.in_(sources)]
     if only_if is not None:
         conditions.append(only_if)
-    result = cast(  # an UPDATE returns a CursorResult, which has rowcount
-        "CursorResult[Any]",
-        session.execute(
-            update(Run).where(*conditions).values(**values)
-            .execution_options(synchronize_session=False)
-        ),
-    )
+    changed = update_one(session, Run, *conditions, **values)
     session.commit()
-    return result.rowcount == 1
+    return changed
 
 
 def create_run(

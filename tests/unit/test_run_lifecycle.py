@@ -137,14 +137,14 @@ def test_reaper_fails_only_stale_running_runs(session):
     session.add(Metric(run_id=stale.id, step=1, name="loss", value=0.5))
     session.commit()
 
-    assert sorted(reaper.reap_lost_runs(session, lost_after_s=45, now=now)) == [stale.id, never.id]
+    assert sorted(reaper.reap_lost(session, Run, lost_after_s=45, now=now)) == [stale.id, never.id]
     for run, status in ((stale, S.failed), (fresh, S.running), (never, S.failed),
                         (queued, S.queued), (done, S.completed)):
         session.refresh(run)
         assert run.status == status
     assert stale.error.startswith(reaper.WORKER_LOST) and stale.finished_at is not None
     assert session.scalar(select(Metric.value).where(Metric.run_id == stale.id)) == 0.5
-    assert reaper.reap_lost_runs(session, lost_after_s=45, now=now) == []
+    assert reaper.reap_lost(session, Run, lost_after_s=45, now=now) == []
 
 
 def test_reaper_spares_a_run_whose_heartbeat_lands_meanwhile(session):
@@ -157,7 +157,7 @@ def test_reaper_spares_a_run_whose_heartbeat_lands_meanwhile(session):
         session.commit()
         return True
 
-    assert reaper.reap_lost_runs(session, lost_after_s=45, now=now, only=heartbeat_arrives) == []
+    assert reaper.reap_lost(session, Run, lost_after_s=45, now=now, only=heartbeat_arrives) == []
     session.refresh(run)
     assert run.status == S.running
 

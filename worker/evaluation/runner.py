@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
 
 from app.core.config import settings
 from app.core.db import session_scope
+from app.core.sql import update_one
 from app.core.storage import store
 from app.models import Checkpoint, Evaluation, Generation, JobStatus, Run, utcnow
 
@@ -84,11 +84,8 @@ def main(kind: str, job_id: int) -> int:
 def finish(table, job_id: int, status: JobStatus, **fields) -> bool:  # type: ignore[no-untyped-def]
     """Running → completed/failed, once: a terminal row never changes."""
     with session_scope() as session:
-        result = cast("CursorResult[Any]", session.execute(
-            update(table).where(table.id == job_id, table.status == JobStatus.running)
-            .values(status=status, finished_at=utcnow(), **fields)
-        ))
-        return result.rowcount == 1
+        return update_one(session, table, table.id == job_id, table.status == JobStatus.running,
+                          status=status, finished_at=utcnow(), **fields)
 
 
 if __name__ == "__main__":
