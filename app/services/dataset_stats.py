@@ -78,12 +78,7 @@ def length_stats(
     for field in TEXT_FIELDS[format]:
         texts = [as_text(row.get(field)) for row in rows]
         chars[field] = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        counts = [
-            count
-            for start in range(0, len(texts), _BATCH)
-            for count in count_tokens_batch(texts[start : start + _BATCH])
-        ]
-        tokens[field] = np.asarray(counts, dtype=np.int64).reshape(len(texts))
+        tokens[field] = _batched_counts(texts, count_tokens_batch)
 
     fields = {
         name: {"tokens": _summary(tokens[name]), "chars": _summary(chars[name])}
@@ -106,12 +101,17 @@ def _templated_prompt_tokens(
     # as_conversation is what training applies to a row's prompt (worker.training.prompts).
     prompts = [as_conversation({"prompt": row.get("prompt") or ""},
                                dataset_format="prompt_only")["prompt"] for row in rows]
+    return _batched_counts(prompts, count_batch)
+
+
+def _batched_counts(items: Sequence[Any], count_batch: Callable[[list], list[int]]) -> np.ndarray:
+    """``count_batch`` over ``items`` in bounded batches, as one array in ``items``' order."""
     counts = [
         count
-        for start in range(0, len(prompts), _BATCH)
-        for count in count_batch(prompts[start : start + _BATCH])
+        for start in range(0, len(items), _BATCH)
+        for count in count_batch(list(items[start : start + _BATCH]))
     ]
-    return np.asarray(counts, dtype=np.int64).reshape(len(prompts))
+    return np.asarray(counts, dtype=np.int64).reshape(len(items))
 
 
 def _total(lengths: dict[str, np.ndarray], format: str) -> np.ndarray:
