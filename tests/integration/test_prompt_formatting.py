@@ -157,3 +157,17 @@ def test_sft_prompts_that_fill_max_length_are_dropped_or_refused_by_name(tmp_pat
     long = {"prompt": "Say it. " * 40, "completion": " ok"}
     kept, _ = datasets_for(sft_job(tmp_path, [*short, long], max_length=length + 8), tokenizer)
     assert len(kept) == 4 and long["prompt"] not in json.dumps(kept)
+
+
+def test_evaluation_holds_out_the_rows_training_held_out_when_sft_drops_long_prompts(
+    tmp_path, tokenizer,
+):
+    rows = [{"prompt": f"Name colour {i}." + (" Think hard." * 20 if i % 3 == 0 else ""),
+             "completion": " red"} for i in range(12)]
+    hyperparameters = {"max_length": 48, "eval_split": 0.25, "seed": 3}
+    train_rows, eval_rows = datasets_for(sft_job(tmp_path, rows, **hyperparameters), tokenizer)
+    assert len(train_rows) + len(eval_rows) == 8  # the four long prompts fill max_length
+    stored = validate_hyperparameters("sft", hyperparameters).model_dump()
+    held_out = row_tools.held_out_rows(rows, strategy="sft", dataset_format="prompt_completion",
+                                       hyperparameters=stored, tokenizer=tokenizer)
+    assert held_out == eval_rows

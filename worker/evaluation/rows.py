@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from worker.rewards.columns import grpo_rows, reference_text
-from worker.training.data import check_columns, drop_long_prompts, split_rows
+from worker.rewards.columns import reference_text
+from worker.training.data import prepare_rows as training_rows
+from worker.training.data import split_rows
 from worker.training.prompts import (
     as_conversation,
     chat_settings,
-    format_prompts,
-    has_chat_template,
     uses_chat_template,
 )
 
@@ -43,18 +42,14 @@ def prepare_rows(
     rows: list[dict[str, Any]], *, strategy: str, dataset_format: str,
     hyperparameters: dict[str, Any], tokenizer: Any,
 ) -> list[dict[str, Any]]:
-    """Rows as the trainer saw them: checked, formatted as in ``load_datasets`` (a GRPO row's
-    completion turned into its answer, chat template, system prompt), long prompts out."""
-    check_columns(rows, strategy=strategy, dataset_format=dataset_format)
-    if strategy == "grpo":
-        rows = grpo_rows(rows)
+    """Rows as the trainer saw them (``worker.training.data.prepare_rows``), from the run's
+    stored hyperparameters."""
     chat_template, system_prompt = chat_settings(hyperparameters)
-    rows = format_prompts(rows, dataset_format=dataset_format, chat_template=chat_template,
-                          system_prompt=system_prompt, has_template=has_chat_template(tokenizer))
-    max_prompt_length = hyperparameters.get("max_prompt_length")
-    if max_prompt_length:
-        rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
-    return rows
+    return training_rows(rows, strategy=strategy, dataset_format=dataset_format,
+                         tokenizer=tokenizer, chat_template=chat_template,
+                         system_prompt=system_prompt,
+                         max_prompt_length=hyperparameters.get("max_prompt_length"),
+                         max_length=hyperparameters.get("max_length"))
 
 
 def example_parts(row: dict[str, Any], *, dataset_format: str) -> dict[str, Any]:

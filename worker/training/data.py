@@ -141,24 +141,39 @@ def drop_prompts_filling_max_length(
     return kept
 
 
+def prepare_rows(
+    rows: list[dict[str, Any]], *, strategy: str, dataset_format: str, tokenizer: Any,
+    chat_template: str, system_prompt: str | None, max_prompt_length: int | None = None,
+    max_length: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows as the trainer sees them: checked, a GRPO row's completion turned into its answer,
+    prompts formatted (``worker.training.prompts``), then the rows the length settings exclude
+    dropped. Training and evaluation both call this, so an evaluation's held-out rows are exactly
+    the ones training held out."""
+    check_columns(rows, strategy=strategy, dataset_format=dataset_format)
+    if strategy == "grpo":
+        rows = grpo_rows(rows)
+    # Convert first, then count: long prompts are measured as the trainer will tokenize them.
+    rows = format_prompts(rows, dataset_format=dataset_format, chat_template=chat_template,
+                          system_prompt=system_prompt, has_template=has_chat_template(tokenizer))
+    if max_prompt_length:
+        rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
+    if strategy == "sft" and max_length:
+        rows = drop_prompts_filling_max_length(rows, tokenizer=tokenizer, max_length=max_length)
+    return rows
+
+
 def load_datasets(job, hp, tokenizer):
     """The job's dataset as (train, eval or None) ``datasets.Dataset`` objects ready for TRL."""
     from datasets import Dataset
 
-    rows = read_rows(Path(job.dataset_path))
-    check_columns(rows, strategy=job.strategy, dataset_format=job.dataset_format)
-    if job.strategy == "grpo":
-        rows = grpo_rows(rows)
     if hp.system_prompt and job.dataset_format == "text":
         logger.warning("system_prompt ignored: plain text rows have no place for it")
-    # Convert first, then count: long prompts are measured as the trainer will tokenize them.
-    rows = format_prompts(rows, dataset_format=job.dataset_format, chat_template=hp.chat_template,
-                          system_prompt=hp.system_prompt,
-                          has_template=has_chat_template(tokenizer))
-    max_prompt_length = getattr(hp, "max_prompt_length", None)
-    if max_prompt_length:
-        rows = drop_long_prompts(rows, tokenizer=tokenizer, max_prompt_length=max_prompt_length)
-    if job.strategy == "sft" and hp.max_length:
-        rows = drop_prompts_filling_max_length(rows, tokenizer=tokenizer, max_length=hp.max_length)
+    rows = prepare_rows(
+        read_rows(Path(job.dataset_path)), strategy=job.strategy,
+        dataset_format=job.dataset_format, tokenizer=tokenizer, chat_template=hp.chat_template,
+        system_prompt=hp.system_prompt, max_prompt_length=getattr(hp, "max_prompt_length", None),
+        max_length=getattr(hp, "max_length", None),
+    )
     train, held_out = split_rows(rows, eval_split=hp.eval_split, seed=hp.seed)
     return Dataset.from_list(train), Dataset.from_list(held_out) if held_out else None
