@@ -4,7 +4,6 @@ database, metric and smoothing switched, "only differences" toggled, chart data 
 from __future__ import annotations
 
 import math
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -12,8 +11,9 @@ from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
-from app.models import Checkpoint, Dataset, Evaluation, JobStatus, Run, RunStatus, Sample, utcnow
+from app.models import Checkpoint, Evaluation, JobStatus, Run, RunStatus, Sample, utcnow
 from app.services import metrics
+from tests.factories import add_dataset
 
 pytestmark = pytest.mark.browser
 
@@ -28,12 +28,7 @@ def add_finished_runs(server) -> list[int]:
                          or f"sqlite:///{server.data_dir / 'tunedeck.db'}")
     ids = []
     with Session(engine) as session:
-        dataset = Dataset(name="arithmetic", original_filename="a.jsonl",
-                          storage_key=f"compare-{uuid.uuid4().hex}", file_format="jsonl",
-                          format="prompt_completion", num_rows=8, columns=["prompt", "completion"],
-                          size_bytes=100)
-        session.add(dataset)
-        session.flush()
+        dataset = add_dataset(session, name="arithmetic", num_rows=8)
         start = utcnow() - timedelta(hours=2)
         for i, lr in enumerate((1e-4, 5e-4)):
             run = Run(name=f"grpo-lr{lr:g}", strategy="grpo", base_model="tiny-random-llama",

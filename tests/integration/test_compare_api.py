@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import math
-import uuid
 from datetime import timedelta
 
 import pytest
 
-from app.models import Checkpoint, Dataset, Run, RunStatus, Sample, utcnow
+from app.models import Checkpoint, Run, RunStatus, Sample, utcnow
 from app.services import metrics
+from tests.factories import add_dataset
 
 
 @pytest.fixture
@@ -26,12 +26,7 @@ def db(client):
 def make_run(session, *, name="run", status=RunStatus.completed, steps=20, strategy="sft",
              hyperparameters=None, series=None):
     """A run with a dataset and ``series`` (name -> step -> value) logged one second apart."""
-    dataset = Dataset(name=f"data-{name}", original_filename="d.jsonl",
-                      storage_key=f"k-{uuid.uuid4().hex}", file_format="jsonl",
-                      format="prompt_completion", num_rows=10, columns=["prompt", "completion"],
-                      size_bytes=10)
-    session.add(dataset)
-    session.flush()
+    dataset = add_dataset(session, name=f"data-{name}", num_rows=10)
     start = utcnow() - timedelta(hours=1)
     run = Run(name=name, strategy=strategy, base_model="tiny", dataset_id=dataset.id,
               hyperparameters=hyperparameters or {"learning_rate": 1e-4, "lora_r": 8},

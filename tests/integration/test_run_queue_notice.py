@@ -4,13 +4,13 @@ worker there; runs written straight into the in-process app's database (no worke
 from __future__ import annotations
 
 import re
-import uuid
 from datetime import timedelta
 
 import pytest
 
 from app.core.config import settings
-from app.models import Dataset, Run, RunStatus, utcnow
+from app.models import Run, RunStatus, utcnow
+from tests.factories import add_dataset
 
 
 @pytest.fixture
@@ -23,12 +23,7 @@ def db(client):
 
 def make_run(session, *, queue: str, status=RunStatus.queued, waited_s: float = 0,
              publish_count: int = 1) -> Run:
-    dataset = Dataset(name="queue-notice", original_filename="d.jsonl",
-                      storage_key=f"k-{uuid.uuid4().hex}", file_format="jsonl",
-                      format="prompt_completion", num_rows=1, columns=["prompt", "completion"],
-                      size_bytes=10)
-    session.add(dataset)
-    session.flush()
+    dataset = add_dataset(session, name="queue-notice")
     published = utcnow() - timedelta(seconds=waited_s)
     run = Run(name=f"queued-on-{queue}", strategy="sft", base_model="tiny",
               dataset_id=dataset.id, hyperparameters={}, queue=queue, status=status,

@@ -14,13 +14,14 @@ from sqlalchemy.orm import sessionmaker
 
 from app.core.config import settings
 from app.core.db import make_engine
-from app.models import Base, Dataset, Run, RunStatus, utcnow
+from app.models import Base, Run, RunStatus, utcnow
 from app.services.requeue import (
     REQUEUE_CAP_S,
     requeue_due,
     requeue_interval,
     requeue_lost_runs,
 )
+from tests.factories import add_dataset
 
 R = 60
 T0 = utcnow().replace(microsecond=0)
@@ -44,9 +45,7 @@ def messages(queue: str) -> int:
 
 
 def make_run(session, queue: str = "training", status=RunStatus.queued, **fields) -> Run:
-    dataset = Dataset(name="d", original_filename="d.jsonl", storage_key=uuid.uuid4().hex,
-                      file_format="jsonl", format="prompt_completion", num_rows=1,
-                      columns=["prompt"], size_bytes=1)
+    dataset = add_dataset(session, columns=("prompt",))
     fields.setdefault("published_at", T0)
     fields.setdefault("publish_count", 1)
     run = Run(name="r", strategy="sft", base_model="m", dataset=dataset, status=status,

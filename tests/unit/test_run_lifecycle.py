@@ -14,7 +14,6 @@ from app.models import (
     ALLOWED_TRANSITIONS,
     Base,
     Checkpoint,
-    Dataset,
     Metric,
     Run,
     RunStatus,
@@ -22,6 +21,7 @@ from app.models import (
 )
 from app.services import reaper
 from app.services.runs import RunStateError, request_cancel, resume_run, transition
+from tests.factories import add_dataset
 
 S = RunStatus
 
@@ -42,9 +42,7 @@ def store(tmp_path):
 
 
 def make_run(session, status=S.queued, **fields) -> Run:
-    dataset = Dataset(name="d", original_filename="d.jsonl", storage_key=f"k{utcnow()}",
-                      file_format="jsonl", format="prompt_completion", num_rows=1,
-                      columns=["prompt"], size_bytes=1)
+    dataset = add_dataset(session, columns=("prompt",))
     run = Run(name="r", strategy="sft", base_model="m", dataset=dataset, status=status,
               hyperparameters={}, **fields)
     session.add(run)
