@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, union_all
+from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import Session
 
 from app.models import TERMINAL_STATUSES, Metric, Run
@@ -97,13 +97,6 @@ def metric_names(session: Session, *, runs: list[Run]) -> dict[int, list[str]]:
     return {run.id: out[run.id] for run in runs}
 
 
-def _selected(names: dict[int, list[str]]) -> ColumnElement[bool]:
-    """Rows of each run's own names: one statement for every run, no other run's series."""
-    # false() first: with no runs at all, no rows (a bare or_() would select every row).
-    return or_(false(), *(and_(Metric.run_id == run_id, Metric.name.in_(wanted))
-                          for run_id, wanted in names.items()))
-
-
 def read_raw(session: Session, *, run_id: int, names: Iterable[str]) -> dict[str, list[Point]]:
     """name -> [(step, value)] at full resolution; a step logged twice (resume) keeps the later."""
     names = list(names)
@@ -128,18 +121,10 @@ def series_sizes(session: Session, *, names: dict[int, list[str]]) -> dict[tuple
 
 def read_short(session: Session, *, names: dict[int, list[str]]
                ) -> dict[int, dict[str, list[Point]]]:
-    """run_id -> name -> [(step, value)] at full resolution, as ``metrics.read_series`` reads
-    them (a step logged twice keeps the later row), every run in one statement."""
-    out: dict[int, dict[str, list[Point]]] = {run_id: {} for run_id in names}
-    query = (select(Metric.run_id, Metric.name, Metric.step, Metric.value, Metric.special)
-             .where(_selected(names)).order_by(Metric.run_id, Metric.name, Metric.step,
-                                               Metric.id))
-    for run_id, name, step, value, special in session.execute(query):
-        points = out[run_id].setdefault(name, [])
-        if points and points[-1][0] == step:
-            points.pop()
-        points.append((step, decode_value(value, special)))
-    return out
+    """run_id -> name -> [(step, value)] at full resolution (``metrics.read_series``: a step
+    logged twice keeps the later row), every run in one statement."""
+    found = metrics.read_series(session, run_ids=list(names), names_by_run=names)
+    return {run_id: found.get(run_id, {}) for run_id in names}
 
 
 def read_bucketed(

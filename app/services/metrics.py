@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, false, insert, or_, select
 from sqlalchemy.orm import Session
 
 from app.models import Metric, utcnow
@@ -55,17 +55,24 @@ def read_series(
     *,
     run_ids: list[int],
     names: list[str] | None = None,
+    names_by_run: Mapping[int, list[str]] | None = None,
     with_time: bool = False,
 ) -> dict[int, dict[str, list[tuple]]]:
     """run_id → name → [(step, value[, wall_time])] sorted by step.
 
-    A resumed run may log a step twice (the step it resumed from); the later value wins.
+    ``names`` narrows every run to those names; ``names_by_run`` gives each run its own (and
+    reads no run it does not name), still in one statement. A resumed run may log a step twice
+    (the step it resumed from); the later value wins.
     """
     query = select(
         Metric.run_id, Metric.name, Metric.step, Metric.value, Metric.special, Metric.wall_time
     ).where(Metric.run_id.in_(run_ids))
     if names:
         query = query.where(Metric.name.in_(names))
+    if names_by_run is not None:
+        # false() first: with no runs at all, no rows (a bare or_() would select every row).
+        query = query.where(or_(false(), *(and_(Metric.run_id == run_id, Metric.name.in_(wanted))
+                                           for run_id, wanted in names_by_run.items())))
     query = query.order_by(Metric.run_id, Metric.name, Metric.step, Metric.id)
     series: dict[int, dict[str, list[tuple]]] = defaultdict(lambda: defaultdict(list))
     for run_id, name, step, value, special, wall_time in session.execute(query):
