@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 # Newest name -> older name of the same setting (transformers 5.24 renamed these; TRL 1.15's
-# configs, on transformers 5.17, know only the older names: tests/unit/data/trl_1_15_fields.json).
+# configs, on transformers 5.17, know only the older names: tests/fixtures/trl_1_15_fields.json).
 RENAMED = {
     "activation_checkpointing": "gradient_checkpointing",
     "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs",
