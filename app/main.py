@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +10,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DataError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -33,6 +31,7 @@ from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
 from app.core.paths import STATIC_DIR
+from app.domain.errors import TuneDeckError
 
 
 def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -47,11 +46,18 @@ def _validation_error(_request: Request, exc: RequestValidationError) -> JSONRes
     return JSONResponse({"detail": "; ".join(messages), "errors": errors}, status_code=422)
 
 
+def _user_error(_request: Request, exc: TuneDeckError) -> JSONResponse:
+    body: dict = {"detail": str(exc)}
+    if getattr(exc, "field", None) is not None:  # the wizard names the question to answer
+        body["field"] = exc.field  # type: ignore[attr-defined]
+    return JSONResponse(body, status_code=exc.status_code)
+
+
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Every web process reaps runs of dead workers (services/reaper.py; concurrent reapers agree).
     from app.core.db import SessionLocal
-    from app.services.reaper import ReaperThread
+    from app.domain.reaper import ReaperThread
 
     reaper = ReaperThread(SessionLocal, lost_after_s=settings.worker_lost_after_s)
     reaper.start()
@@ -71,6 +77,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(TuneDeckError, _user_error)  # type: ignore[arg-type]
     for error in (OverflowError, DataError):  # e.g. an id beyond 64 bits
         app.add_exception_handler(error, out_of_range)
     for module in (health, datasets, runs, checkpoints, pages, api_docs):
@@ -81,13 +88,6 @@ def create_app() -> FastAPI:
     app.include_router(evaluations.router)
     app.include_router(evaluation_pages.router)
     app.include_router(compare_routes.router)
-    # Pages get `csrf_token` (base.html's meta tag, forms) whichever route module renders them.
-    for name, module in list(sys.modules.items()):
-        templates = getattr(module, "templates", None) if name.startswith("app.api.") else None
-        if isinstance(templates, Jinja2Templates) and (
-            security.template_context not in templates.context_processors
-        ):
-            templates.context_processors.append(security.template_context)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -48,7 +48,7 @@ def main() -> None:
 
     import torch
 
-    from worker.rewards.extract import answers_equal, extract_answer, tag_blocks
+    from app.domain.rewards.extract import answers_equal, extract_answer, tag_blocks
     from worker.training.models import load_model_and_tokenizer
 
     rows = [json.loads(line) for line in DATASET.read_text().splitlines()][: args.rows]

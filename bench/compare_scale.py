@@ -48,7 +48,7 @@ def value(name: str, step: int, steps: int, rng: random.Random, run: int) -> flo
 def fill(session_factory, *, runs: int, steps: int) -> list[int]:
     from sqlalchemy import insert
 
-    from app.models import Dataset, Metric, Run, RunStatus, utcnow
+    from app.domain.models import Dataset, Metric, Run, RunStatus, utcnow
 
     rng = random.Random(0)
     with session_factory() as session:
@@ -112,8 +112,9 @@ def main() -> None:
     from fastapi.testclient import TestClient
 
     from app.core.db import SessionLocal, engine
+    from app.domain import metrics
     from app.main import app
-    from app.services import compare_series, metrics
+    from app.services import compare_series
 
     total = args.runs * args.steps * len(METRICS)
     fill_s, ids = timed(lambda: fill(SessionLocal, runs=args.runs, steps=args.steps))

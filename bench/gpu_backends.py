@@ -119,8 +119,8 @@ def measure(strategy: str, backend: str, steps: int, model: str = MODEL) -> dict
 
     rewards, weights = [], None
     if strategy == "grpo":
-        from worker.rewards import ReasoningTags
-        from worker.rewards.run_rewards import build_run_rewards, validate_run_rewards
+        from app.domain.rewards import ReasoningTags
+        from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewards
 
         configs = validate_run_rewards([{"name": "numeric_match", "params": {"column": "answer"}},
                                         {"name": "soft_format", "weight": 0.5}],

@@ -81,8 +81,8 @@ def main() -> int:
     args = parser.parse_args()
 
     from app.core.config import settings
-    from worker.rewards import ReasoningTags, reasoning_system_prompt
-    from worker.rewards.run_rewards import build_run_rewards, validate_run_rewards
+    from app.domain.rewards import ReasoningTags, reasoning_system_prompt
+    from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewards
     from worker.training import TrainingJob
     from worker.training.backends import train
 

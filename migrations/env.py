@@ -4,7 +4,7 @@ from alembic import context
 
 from app.core.config import settings
 from app.core.db import make_engine
-from app.models import Base
+from app.domain.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.models import Dataset
+from app.domain.models import Dataset
 
 
 def add_dataset(session, *, name: str = "d", num_rows: int = 1,

@@ -1,7 +1,7 @@
 """Celery tasks for evaluations and playground generations. Like ``train_run``, a task claims its
 row atomically (``UPDATE … WHERE status='queued'``) and does the work in a child process, so the
 model's memory is freed afterwards and a crash never takes the worker down; it heartbeats the row
-while it waits, so the reaper fails it if this worker dies (services/reaper.py)."""
+while it waits, so the reaper fails it if this worker dies (app/domain/reaper.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import sys
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.core.sql import update_one
-from app.models import Evaluation, Generation, JobStatus, utcnow
+from app.domain import jobs
+from app.domain.models import Evaluation, Generation, JobStatus
 from worker.celery_app import celery_app
 from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
 
@@ -26,9 +26,8 @@ TABLES: dict[str, type[Evaluation] | type[Generation]] = {
 def claim(table, job_id: int) -> bool:  # type: ignore[no-untyped-def]
     """Queued → running for exactly one caller; a redelivered task finds nothing to claim."""
     with session_scope() as session:
-        return update_one(session, table, table.id == job_id, table.status == JobStatus.queued,
-                          status=JobStatus.running, started_at=utcnow(), heartbeat_at=utcnow(),
-                          worker=worker_identity())
+        return jobs.transition(session, table, job_id=job_id, to=JobStatus.running,
+                               worker=worker_identity())
 
 
 def run_child(kind: str, job_id: int) -> str:
@@ -50,9 +49,9 @@ def run_child(kind: str, job_id: int) -> str:
                   + (" (out of memory?)" if code == -signal.SIGKILL else "")
                   if code < 0 else f"{kind} process exited with code {code}")
         tail = _log_tail(log_path)
-        from worker.evaluation.runner import finish
-
-        finish(table, job_id, JobStatus.failed, error=f"{reason}\n{tail}" if tail else reason)
+        with session_scope() as session:
+            jobs.transition(session, table, job_id=job_id, to=JobStatus.failed,
+                            error=f"{reason}\n{tail}" if tail else reason)
     return "done"
 
 

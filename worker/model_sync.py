@@ -14,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from app.core.storage import ArtifactStore
+from worker.training.models import CATALOGUE_KEYS, resolve_model
 
 # Uploaded last: its presence in storage means the model's folder is complete.
 COMPLETE_MARKER = "config.json"
@@ -25,8 +26,6 @@ def storage_key(name: str) -> str:
 
 def share_catalogue_model(name: str, *, cache_dir: Path, store: ArtifactStore) -> None:
     """Make catalogue model ``name`` available both in ``cache_dir`` and in ``store``."""
-    from worker.training.models import CATALOGUE_KEYS, resolve_model
-
     if store.is_local or name not in CATALOGUE_KEYS:
         return
     folder, key = Path(cache_dir) / name, storage_key(name)

@@ -11,8 +11,8 @@ from sqlalchemy import insert, select, update
 
 from app.core.db import session_scope
 from app.core.storage import ArtifactStore
-from app.models import Run, Sample, utcnow
-from app.services import checkpoints, metrics
+from app.domain import checkpoints, metrics
+from app.domain.models import Run, Sample, utcnow
 
 
 class DbReporter:

@@ -17,9 +17,9 @@ from celery.signals import worker_ready
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.models import Run, RunStatus, utcnow
-from app.services.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
-from app.services.runs import transition
+from app.domain.models import Run, RunStatus, utcnow
+from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
+from app.domain.runs import transition
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,14 @@ import traceback
 from app.core.config import settings
 from app.core.db import session_scope
 from app.core.storage import store
-from app.models import Run, RunStatus
-from app.services.runs import transition
+from app.domain.evaluations import auto_evaluate
+from app.domain.hyperparameters import validate_hyperparameters
+from app.domain.models import Run, RunStatus
+from app.domain.rewards import ReasoningTags, RewardConfigError
+from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewards
+from app.domain.runs import transition
+from app.domain.sandbox import CustomRewardError
+from worker.training import TrainingJob
 
 
 def _maybe_import_unsloth(requested: str) -> bool:
@@ -34,8 +40,6 @@ def _maybe_import_unsloth(requested: str) -> bool:
 
 
 def build_job(run: Run):  # type: ignore[no-untyped-def]
-    from worker.training import TrainingJob
-    from worker.training.config import validate_hyperparameters
 
     hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters).model_dump()
     reward_functions, reward_weights = build_rewards(run, hyperparameters)
@@ -67,8 +71,6 @@ def build_job(run: Run):  # type: ignore[no-untyped-def]
 def build_rewards(run: Run, hyperparameters: dict) -> tuple[list, list[float] | None]:
     if run.strategy != "grpo":
         return [], None
-    from worker.rewards import ReasoningTags
-    from worker.rewards.run_rewards import build_run_rewards, validate_run_rewards
 
     # Checked again here: the setting may have been turned off since the run was queued.
     configs = validate_run_rewards(run.reward_functions, allow_custom=settings.allow_custom_rewards)
@@ -78,9 +80,6 @@ def build_rewards(run: Run, hyperparameters: dict) -> tuple[list, list[float] | 
 
 def failure_message(exc: BaseException) -> str:
     """What the run page shows: a user's own mistake in its words, anything else with its type."""
-    from worker.rewards import RewardConfigError
-    from worker.sandbox import CustomRewardError
-
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, CustomRewardError | RewardConfigError):
@@ -98,6 +97,7 @@ def main(run_id: int) -> int:
         requested, base_model = run.requested_backend, run.base_model
     try:
         unsloth_imported = _maybe_import_unsloth(requested)
+        # Only now: these import transformers/TRL, which unsloth must patch first.
         from worker.model_sync import share_catalogue_model
         from worker.reporting import DbReporter
         from worker.training.backends import resolve_backend, train
@@ -132,9 +132,7 @@ def main(run_id: int) -> int:
             )
             and status == RunStatus.completed
         )
-    if completed:  # evaluate the best checkpoint on the eval split (see services/evaluations.py)
-        from app.services.evaluations import auto_evaluate
-
+    if completed:  # evaluate the best checkpoint on the eval split (see domain/evaluations.py)
         with session_scope() as session:
             auto_evaluate(session, run_id=run_id)
     return 0

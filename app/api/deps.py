@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends
 from sqlalchemy.orm import Session
 
 from app.api.errors import id_in_range
 from app.core.db import get_db
 from app.core.storage import ArtifactStore, store
-from app.models import Dataset, Run
+from app.domain.errors import NotFound
+from app.domain.models import Dataset, Run
 
 SessionDep = Annotated[Session, Depends(get_db)]
 
@@ -26,14 +27,14 @@ StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 def valid_dataset_id(dataset_id: int, session: SessionDep) -> Dataset:
     dataset = session.get(Dataset, dataset_id) if id_in_range(dataset_id) else None
     if dataset is None:
-        raise HTTPException(status_code=404, detail=f"dataset {dataset_id} not found")
+        raise NotFound(f"dataset {dataset_id} not found")
     return dataset
 
 
 def valid_run_id(run_id: int, session: SessionDep) -> Run:
     run = session.get(Run, run_id) if id_in_range(run_id) else None
     if run is None:
-        raise HTTPException(status_code=404, detail=f"run {run_id} not found")
+        raise NotFound(f"run {run_id} not found")
     return run
 
 

@@ -13,6 +13,11 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.catalogue import CATALOGUE
+from app.domain.dataset_rules import FORMAT_LABELS
+from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS
+from app.domain.rewards import REWARD_FUNCTIONS
+
 # Strategies this form can launch without extra inputs. GRPO needs a reward-function section
 # and is added here together with it; each strategy gets its own fieldset in runs/new.html.
 FORM_STRATEGIES = {
@@ -144,30 +149,18 @@ def fallback_fields() -> list[FormField]:
 
 
 def hyperparameter_fields(strategy: str) -> list[FormField]:
-    try:
-        from worker.training.config import HYPERPARAMETER_SCHEMAS
-    except ImportError:
-        return fallback_fields()
     schema = HYPERPARAMETER_SCHEMAS.get(strategy)
     fields = fields_for_schema(schema) if schema is not None else fallback_fields()
     return [f for f in fields if f.name not in OWN_FIELDS.get(strategy, ())]
 
 
 def reward_descriptions() -> dict[str, str]:
-    """Built-in GRPO reward names → one-line descriptions ({} when the worker is not importable)."""
-    try:
-        from worker.rewards import REWARD_FUNCTIONS
-    except ImportError:
-        return {}
+    """Built-in GRPO reward names → one-line descriptions."""
     return {name: spec.description for name, spec in REWARD_FUNCTIONS.items()}
 
 
 def catalogue() -> list[Any]:
-    """Catalogue models (.key, .display_name, .description), or [] when it cannot be imported."""
-    try:
-        from worker.training.models import CATALOGUE
-    except ImportError:
-        return []
+    """Catalogue models (.key, .display_name, .description)."""
     return list(CATALOGUE)
 
 
@@ -181,10 +174,6 @@ def model_label(key: str, models: list[Any]) -> str:
 def format_label(format: str | None) -> str:
     if not format:
         return "unknown"
-    try:
-        from app.services.dataset_formats import FORMAT_LABELS
-    except ImportError:
-        FORMAT_LABELS = {}  # noqa: N806
     label = FORMAT_LABELS.get(format, format.replace("_", " "))
     return label[:1].upper() + label[1:]
 

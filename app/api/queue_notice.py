@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from app.core.config import settings
-from app.models import utcnow
+from app.domain.models import utcnow
+from app.domain.runs import as_utc
 from app.schemas import RunPublic
-from app.services.runs import as_utc
 
 # A queued run's page says how to start a worker once it has waited this long (or was re-sent).
 QUEUE_HINT_AFTER_S = 30

@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.models import Checkpoint, Run
-from app.services import compare_axes, compare_series, config_diff, health, runs
-from app.services.checkpoints import best_checkpoints
+from app.domain import runs
+from app.domain.checkpoints import best_checkpoints
+from app.domain.errors import Invalid, NotFound
+from app.domain.models import Checkpoint, Run
+from app.services import compare_axes, compare_series, config_diff, health
 from app.services.compare_samples import samples_payload
 
 MAX_RUNS = 20
@@ -36,11 +38,11 @@ HEALTH_METRICS = ("loss", "eval_loss", "grad_norm", "frac_reward_zero_std", "ent
 _RUN_IDS = re.compile(r"^\s*\d{1,9}\s*(,\s*\d{1,9}\s*)*,?\s*$")
 
 
-class CompareError(ValueError):
+class CompareError(Invalid):
     """A malformed request (HTTP 422); the message says what to send instead."""
 
 
-class RunsNotFound(LookupError):
+class RunsNotFound(NotFound):
     """Some requested runs do not exist (HTTP 404)."""
 
     def __init__(self, run_ids: list[int]) -> None:

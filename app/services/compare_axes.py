@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Metric, Run
+from app.domain.models import Metric, Run
 from app.services.compare_series import Point, cache, cache_tag
 
 # Points of the step -> elapsed seconds / epoch lookups sent per run for the x-axis choices.

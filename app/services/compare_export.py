@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import Metric, Run
-from app.services.metrics import decode_value
+from app.domain.metrics import decode_value
+from app.domain.models import Metric, Run
 
 CSV_HEADER = ("run_id", "run_name", "metric", "step", "value")
 CHUNK_ROWS = 5000

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Sample
+from app.domain.models import Sample
 
 # Completions shown per run and prompt: GRPO samples num_generations of each.
 MAX_PER_PROMPT = 4

@@ -23,9 +23,9 @@ from typing import Any, cast
 from sqlalchemy import case, func, select, union_all
 from sqlalchemy.orm import Session
 
-from app.models import TERMINAL_STATUSES, Metric, Run
-from app.services import metrics
-from app.services.metrics import decode_value
+from app.domain import metrics
+from app.domain.metrics import decode_value
+from app.domain.models import TERMINAL_STATUSES, Metric, Run
 from app.services.series import downsample
 
 Point = tuple[int, float]

@@ -14,9 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
-
-class DatasetError(ValueError):
-    """A problem with an uploaded dataset, worded for the person who uploaded it."""
+from app.domain.dataset_rules import DatasetError
 
 
 class FileRows(NamedTuple):

@@ -2,8 +2,9 @@
 
 No database, no web: the only I/O is reading the one file (dataset_files). Every problem is a
 DatasetError whose message says what to fix, naming the row (1-based) and column where that
-applies. DatasetError (dataset_files), length statistics and preview rows (dataset_stats) are
-re-exported here, so callers import everything about uploads from this module.
+applies. DatasetError and the format tables (app.domain.dataset_rules), length statistics and
+preview rows (dataset_stats) are re-exported here, so callers import everything about uploads
+from this module.
 """
 
 from __future__ import annotations
@@ -13,8 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.services.dataset_files import DatasetError, describe, read_file, row_label
-from app.services.dataset_stats import TEXT_FIELDS, length_stats, rows_for_preview
+from app.domain.dataset_rules import (
+    CONVERSATIONAL_FORMATS,
+    FORMAT_COLUMNS,
+    FORMAT_LABELS,
+    STRATEGY_FORMATS,
+    DatasetError,
+    check_format_for_strategy,
+)
+from app.services.dataset_files import describe, read_file, row_label
+from app.services.dataset_stats import length_stats, rows_for_preview
 
 __all__ = [
     "DatasetError",
@@ -39,33 +48,7 @@ class ParsedDataset:
     file_format: str  # "jsonl", "json" (one JSON array), "csv" or "parquet"
 
 
-# Required columns per TRL dataset type; any other column is kept (GRPO reward kwargs). They are
-# exactly the columns that hold training text, which the statistics module already lists.
-FORMAT_COLUMNS: dict[str, tuple[str, ...]] = TEXT_FIELDS
-FORMAT_LABELS = {
-    "prompt_completion": "prompt/completion text",
-    "conversational_prompt_completion": "prompt/completion message lists",
-    "messages": "chat messages",
-    "text": "plain text",
-    "prompt_only": "prompts only",
-    "preference": "prompt/chosen/rejected text",
-    "conversational_preference": "prompt/chosen/rejected message lists",
-}
-_CONVERSATIONAL = {"conversational_prompt_completion", "messages", "conversational_preference"}
 ROLES = ("system", "user", "assistant", "tool")
-
-STRATEGY_FORMATS: dict[str, set[str]] = {
-    "sft": {"prompt_completion", "conversational_prompt_completion", "messages", "text"},
-    # GRPO generates its own completions from the prompt; other columns go to reward functions.
-    "grpo": {"prompt_only", "prompt_completion", "conversational_prompt_completion"},
-    "dpo": {"preference", "conversational_preference"},
-}
-_STRATEGY_NEEDS = {
-    "sft": "prompt and completion columns, a messages column, or a text column",
-    "grpo": "a prompt column (text or messages), plus any columns your reward functions read "
-    "such as answer",
-    "dpo": "prompt, chosen and rejected columns",
-}
 # Column names other tools use, to suggest a rename when nothing matches.
 _ALIASES = {
     "instruction": "prompt",
@@ -104,26 +87,11 @@ def detect_format(columns: list[str], first_row: dict) -> str:
     )
 
 
-def check_format_for_strategy(
-    format: str, strategy: str, *, columns: list[str] | None = None
-) -> None:
-    """Raise DatasetError naming the columns ``strategy`` needs when ``format`` can't feed it."""
-    if strategy not in STRATEGY_FORMATS:
-        raise ValueError(f"unknown strategy {strategy!r}")
-    if format in STRATEGY_FORMATS[strategy]:
-        return
-    found = f" (columns {list(columns)})" if columns else ""
-    raise DatasetError(
-        f"{strategy.upper()} needs {_STRATEGY_NEEDS[strategy]}; this dataset is "
-        f"{FORMAT_LABELS.get(format, format)}{found}"
-    )
-
-
 def validate_rows(rows: list[dict], format: str, *, line_numbers: list[int] | None = None) -> None:
     """Check the required columns of every row; stop at the first problem."""
     required = FORMAT_COLUMNS[format]
     # A prompt-only dataset may hold text or message lists, but one kind throughout.
-    conversational = format in _CONVERSATIONAL or (
+    conversational = format in CONVERSATIONAL_FORMATS or (
         format == "prompt_only" and bool(rows) and isinstance(rows[0].get("prompt"), list)
     )
     needs = " and ".join(", ".join(required).rsplit(", ", 1))

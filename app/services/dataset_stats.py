@@ -14,18 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from worker.training.prompts import as_conversation
+from app.domain.dataset_rules import FORMAT_COLUMNS
+from app.domain.prompts import as_conversation
 
-# The columns that hold training text, per TRL dataset type (the same as its required columns).
-TEXT_FIELDS: dict[str, tuple[str, ...]] = {
-    "prompt_completion": ("prompt", "completion"),
-    "conversational_prompt_completion": ("prompt", "completion"),
-    "messages": ("messages",),
-    "text": ("text",),
-    "prompt_only": ("prompt",),
-    "preference": ("prompt", "chosen", "rejected"),
-    "conversational_preference": ("prompt", "chosen", "rejected"),
-}
 # Fast tokenizers are quickest on batches; a bounded batch keeps peak memory flat on 100k rows.
 _BATCH = 1024
 # The stats key (beside "fields") of the chat-templated prompt lengths; older datasets lack it.
@@ -75,21 +66,21 @@ def length_stats(
 
     tokens: dict[str, np.ndarray] = {}
     chars: dict[str, np.ndarray] = {}
-    for field in TEXT_FIELDS[format]:
+    for field in FORMAT_COLUMNS[format]:
         texts = [as_text(row.get(field)) for row in rows]
         chars[field] = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
         tokens[field] = _batched_counts(texts, count_tokens_batch)
 
     fields = {
         name: {"tokens": _summary(tokens[name]), "chars": _summary(chars[name])}
-        for name in TEXT_FIELDS[format]
+        for name in FORMAT_COLUMNS[format]
     }
     fields["total"] = {
         "tokens": _summary(_total(tokens, format)),
         "chars": _summary(_total(chars, format)),
     }
     stats = {"num_rows": len(rows), "fields": fields}
-    if count_chat_prompts_batch is not None and "prompt" in TEXT_FIELDS[format]:
+    if count_chat_prompts_batch is not None and "prompt" in FORMAT_COLUMNS[format]:
         stats[TEMPLATED_PROMPT] = {"tokens": _summary(_templated_prompt_tokens(
             rows, count_chat_prompts_batch))}
     return stats
@@ -98,7 +89,7 @@ def length_stats(
 def _templated_prompt_tokens(
     rows: Sequence[dict], count_batch: Callable[[list[list[dict]]], list[int]]
 ) -> np.ndarray:
-    # as_conversation is what training applies to a row's prompt (worker.training.prompts).
+    # as_conversation is what training applies to a row's prompt (app.domain.prompts).
     prompts = [as_conversation({"prompt": row.get("prompt") or ""},
                                dataset_format="prompt_only")["prompt"] for row in rows]
     return _batched_counts(prompts, count_batch)

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.storage import ArtifactStore
-from app.models import Dataset
+from app.domain.models import Dataset
+from app.domain.training_rows import read_dataset_rows
 from app.services import tokens
 from app.services.dataset_formats import DatasetError, length_stats, parse_dataset, rows_for_preview
 
@@ -74,15 +75,5 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.id.desc())))
 
 
-def read_rows(store: ArtifactStore, dataset: Dataset, *, limit: int | None = None) -> list[dict]:
-    rows: list[dict] = []
-    with store.open(dataset.storage_key, "rb") as handle:
-        for line in handle:
-            if limit is not None and len(rows) >= limit:
-                break
-            rows.append(json.loads(line))
-    return rows
-
-
 def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20) -> list[dict]:
-    return rows_for_preview(read_rows(store, dataset, limit=limit), limit)
+    return rows_for_preview(read_dataset_rows(store, dataset, limit=limit), limit)

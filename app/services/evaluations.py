@@ -1,6 +1,7 @@
-"""Evaluations and playground generations: validate a request, store it queued, hand it to a
-worker; read results back (scores, examples sorted and filtered); pick the best checkpoint by an
-evaluation score. The scoring itself happens on workers (worker/evaluation/)."""
+"""Evaluations and playground generations: queue a playground request (evaluations are queued
+by ``app.domain.evaluations``); read results back (scores, examples sorted and filtered); pick the
+best checkpoint by an evaluation score. The scoring itself happens on workers
+(worker/evaluation/)."""
 
 from __future__ import annotations
 
@@ -10,124 +11,19 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.core.config import settings
-from app.models import (
+from app.domain.evaluations import EvaluationError, resolve_checkpoint
+from app.domain.models import (
     Checkpoint,
-    Dataset,
     Evaluation,
     EvaluationExample,
     Generation,
     Run,
-    utcnow,
 )
-from app.services import checkpoints as checkpoint_service
-from app.services.dataset_formats import DatasetError, check_format_for_strategy
+from app.domain.publish import GENERATE, publish
+from app.domain.scorers import compare_example
 
-DEFAULT_LIMIT = 64
 EXAMPLE_FILTERS = ("all", "tuned_worse", "tuned_better", "same")
 EXAMPLE_SORTS = ("index", "diff", "-diff")
-
-
-class EvaluationError(ValueError):
-    """A request that cannot work (HTTP 422); the message says what to change."""
-
-
-class NotFound(LookupError):
-    """Something the request names does not exist (HTTP 404)."""
-
-
-def auto_evaluate_enabled() -> bool:
-    # Proposed setting TUNEDECK_AUTO_EVALUATE (config.py is not ours to edit): on by default.
-    return bool(getattr(settings, "auto_evaluate", True))
-
-
-def resolve_checkpoint(session: Session, *, run: Run, which: int | str) -> Checkpoint:
-    if which == "best":
-        checkpoint = checkpoint_service.best_checkpoint(session, run_id=run.id)
-        if checkpoint is None:
-            raise EvaluationError(f"run {run.id} has no checkpoint yet: nothing to evaluate")
-        return checkpoint
-    checkpoint = session.scalar(
-        select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == which))
-    if checkpoint is None:
-        steps = [c.step for c in run.checkpoints]
-        raise EvaluationError(f"run {run.id} has no checkpoint at step {which}"
-                              + (f" (it has {', '.join(map(str, steps))})" if steps else ""))
-    return checkpoint
-
-
-def create_evaluation(
-    session: Session, *, run: Run, checkpoint: int | str = "best", dataset_id: int | None = None,
-    scorers: list | None = None, limit: int | None = None, samples: int | None = None,
-    max_new_tokens: int | None = None, reason: str = "requested",
-) -> Evaluation:
-    """Queue an evaluation of one of the run's checkpoints against its base model."""
-    from app.services.evaluation_columns import missing_reward_column
-    from worker.evaluation.scorers import ScorerError, resolve_scorers
-
-    step = resolve_checkpoint(session, run=run, which=checkpoint).step
-    dataset: Dataset | None
-    if dataset_id is None:
-        if not float((run.hyperparameters or {}).get("eval_split") or 0) > 0:
-            raise EvaluationError(f"run {run.id} has no eval split: choose a dataset_id to "
-                                  "evaluate on")
-        dataset, split = run.dataset, "eval"
-    else:
-        dataset = session.get(Dataset, dataset_id)
-        if dataset is None:
-            raise NotFound(f"dataset {dataset_id} not found")
-        split = "dataset"
-    check_dataset(dataset, run.strategy)
-    if samples and run.strategy != "grpo":
-        raise EvaluationError("samples (k completions per prompt, pass@k) apply to GRPO runs only")
-    try:
-        chosen = resolve_scorers(run.strategy, scorers, run.reward_functions or [])
-    except ScorerError as exc:
-        raise EvaluationError(f"scorers: {exc}") from exc
-    if problem := missing_reward_column(run=run, dataset=dataset, scorers=chosen):
-        raise EvaluationError(problem)
-    params = {"limit": limit or DEFAULT_LIMIT, "reason": reason}
-    params |= {k: v for k, v in (("samples", samples), ("max_new_tokens", max_new_tokens)) if v}
-    evaluation = Evaluation(run_id=run.id, checkpoint_step=step, base_model=run.base_model,
-                            strategy=run.strategy, dataset_id=dataset.id, split=split,
-                            scorers=[s.as_dict() for s in chosen], params=params,
-                            published_at=utcnow(), publish_count=1)
-    session.add(evaluation)
-    session.commit()
-    publish_evaluation(session, evaluation)
-    return evaluation
-
-
-def publish_evaluation(session: Session, evaluation: Evaluation) -> None:
-    """Send the evaluation's task to its run's queue (a worker that can load the run's model);
-    the reaper calls this again when the message was lost."""
-    from worker.eval_tasks import evaluate
-
-    run = session.get(Run, evaluation.run_id) if evaluation.run_id is not None else None
-    evaluate.apply_async(args=[evaluation.id],
-                         queue=run.queue if run is not None else settings.default_queue)
-
-
-def check_dataset(dataset: Dataset, strategy: str) -> None:
-    try:
-        check_format_for_strategy(dataset.format, strategy)
-    except DatasetError as exc:
-        raise EvaluationError(f"dataset {dataset.id}: {exc}") from exc
-    if dataset.format == "text":
-        raise EvaluationError(f"dataset {dataset.id} holds plain text rows, with no prompt and "
-                              "reference to compare: use prompt/completion or messages rows")
-
-
-def auto_evaluate(session: Session, *, run_id: int) -> Evaluation | None:
-    """After a run completes: evaluate its best checkpoint on its eval split (setting on)."""
-    run = session.get(Run, run_id)
-    if (run is None or not auto_evaluate_enabled()
-            or not float((run.hyperparameters or {}).get("eval_split") or 0) > 0):
-        return None
-    try:
-        return create_evaluation(session, run=run, checkpoint="best", reason="automatic")
-    except EvaluationError:
-        return None  # no checkpoint, or a dataset that cannot be evaluated: nothing to do
 
 
 def list_evaluations(session: Session, *, run_ids: list[int]) -> list[Evaluation]:
@@ -165,8 +61,6 @@ def examples(
     """(matching count, page) of an evaluation's examples, each with its verdict on the primary
     score. ``filter`` is one of EXAMPLE_FILTERS; ``sort`` one of EXAMPLE_SORTS ("diff": tuned
     worst first)."""
-    from worker.evaluation.scorers import compare_example
-
     results = evaluation.results or {}
     score, higher = results.get("primary"), results.get("primary_higher_is_better", True)
     rows = []
@@ -236,7 +130,5 @@ def create_generation(
                                     "max_new_tokens": max_new_tokens})
     session.add(generation)
     session.commit()
-    from worker.eval_tasks import generate
-
-    generate.apply_async(args=[generation.id], queue=run.queue)
+    publish(GENERATE, generation.id, queue=run.queue)
     return generation

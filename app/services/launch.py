@@ -12,22 +12,32 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from app.core.config import settings
-from app.models import Dataset, Run
+from app.core.storage import store
+from app.domain import checkpoints, runs
+from app.domain.catalogue import CATALOGUE
+from app.domain.errors import Invalid
+from app.domain.evaluations import reward_column_problem
+from app.domain.hyperparameters import validate_hyperparameters
+from app.domain.models import Dataset, Run
+from app.domain.rewards import RewardConfigError
+from app.domain.rewards.columns import grpo_rows, reward_columns
+from app.domain.rewards.run_rewards import validate_run_rewards
+from app.domain.sandbox import CustomRewardError
+from app.domain.sandbox import dry_run_custom_reward as dry_run
+from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic, RunCreate, RunPublic
-from app.services import checkpoints, runs
+from app.services import runs as run_service
 from app.services.dataset_formats import DatasetError, check_format_for_strategy
 from app.services.length_checks import prompt_length_problem
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-class LaunchError(ValueError):
+class LaunchError(Invalid):
     """The run's configuration cannot work; the message says what to change."""
 
 
 def validate_base_model(name: str) -> None:
-    from worker.training.models import CATALOGUE
-
     keys = [entry.key if hasattr(entry, "key") else cast(Any, entry)["key"]
             for entry in CATALOGUE]
     if name in keys or HUB_ID.match(name):
@@ -52,8 +62,6 @@ def _format_validation_error(prefix: str, exc: ValidationError) -> str:
 
 def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     """Returns the hyperparameters with defaults filled in; raises LaunchError."""
-    from worker.training.config import validate_hyperparameters
-
     try:
         check_format_for_strategy(dataset.format, spec.strategy)
     except DatasetError as exc:
@@ -88,9 +96,6 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
 
 def checked_rewards(spec: RunCreate) -> list[dict]:
     """The run's reward functions with default params filled in; raises LaunchError."""
-    from worker.rewards import RewardConfigError
-    from worker.rewards.run_rewards import validate_run_rewards
-
     if not spec.reward_functions:
         raise LaunchError("a GRPO run needs at least one reward function, e.g. exact_answer")
     try:
@@ -104,8 +109,6 @@ def checked_rewards(spec: RunCreate) -> list[dict]:
 
 
 def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
-    from worker.rewards.columns import reward_columns
-
     available = reward_columns(dataset.columns)
     for reward in checked_rewards(spec):
         column = reward["params"].get("column")
@@ -115,40 +118,17 @@ def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
             dry_run_custom_reward(reward["params"]["code"], dataset)
 
 
-def reward_column_problem(name: str, column: str, dataset: Dataset, available: list[str]) -> str:
-    """Why a reward's column never reaches it, naming the columns that do."""
-    columns = ", ".join(available) or "none besides prompt"
-    where = f"reward function {name!r} reads column {column!r}"
-    if column == "completion" and "answer" in dataset.columns:
-        why = (f"but dataset {dataset.name!r} has its own answer column, which GRPO rewards "
-               "check instead of the completion")
-    elif column == "completion":
-        # GRPO samples its own completions: the dataset's is the reference (grpo_rows).
-        why = "but GRPO hands a dataset's completion to reward functions as 'answer'"
-    elif column == "prompt":
-        why = "but reward functions get the prompts on their own, not as a column"
-    else:
-        why = f"which dataset {dataset.name!r} does not have"
-    return f"{where}, {why} (columns rewards receive: {columns})"
-
-
 def dry_run_custom_reward(code: str, dataset: Dataset) -> None:
     """Call the pasted reward on two dataset rows now, so that a broken one never gets queued."""
-    from app.core.storage import store
-    from app.services.datasets import read_rows
-    from worker.rewards.columns import grpo_rows
-    from worker.sandbox import CustomRewardError
-    from worker.sandbox import dry_run_custom_reward as dry_run
-
     try:  # as training will see them: a completion column arrives as "answer"
-        dry_run(code, grpo_rows(read_rows(store, dataset, limit=2)))
+        dry_run(code, grpo_rows(read_dataset_rows(store, dataset, limit=2)))
     except CustomRewardError as exc:
         raise LaunchError(f"reward_functions: custom: {exc} (dry run on 2 dataset rows)") from exc
 
 
 def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
     hyperparameters = validate_spec(spec, dataset)
-    run = runs.create_run(
+    run = run_service.create_run(
         session,
         dataset=dataset,
         strategy=spec.strategy,

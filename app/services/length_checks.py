@@ -2,11 +2,11 @@
 statistics instead of failing at training start.
 
 Training drops prompts longer than max_prompt_length (GRPO, DPO) and SFT prompts that fill
-max_length (``worker.training.data``); when none are left the run fails. The upload counted every
-prompt with the SmolLM2 tokenizer, raw and wrapped in the chat template without a system prompt
-(``app.services.dataset_stats``), so for models with that tokenizer the shortest prompt says in
-advance whether any row survives. Only the all-rows case is refused: when some rows fit, training
-drops the rest with a warning.
+max_length (``app.domain.training_rows``); when none are left the run fails. The upload
+counted every prompt with the SmolLM2 tokenizer, raw and wrapped in the chat template without a
+system prompt (``app.services.dataset_stats``), so for models with that tokenizer the shortest
+prompt says in advance whether any row survives. Only the all-rows case is refused: when some
+rows fit, training drops the rest with a warning.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.services.dataset_stats import TEMPLATED_PROMPT, TEXT_FIELDS
-from worker.training.prompts import chat_settings, uses_chat_template
+from app.domain.dataset_rules import FORMAT_COLUMNS
+from app.domain.prompts import chat_settings, uses_chat_template
+from app.services.dataset_stats import TEMPLATED_PROMPT
 
 # Catalogue models whose tokenizer is the one app.services.tokens counts with: both are built
 # from the SmolLM2 GGUF tokenizer (worker.training.models), which has a chat template. Hub ids
@@ -29,7 +30,7 @@ def prompt_length_problem(
 ) -> str | None:
     """What to change when even the shortest prompt is too long for the run's length setting,
     else None (also when the stats or the model's tokenizer cannot say)."""
-    if base_model not in STATS_TOKENIZER_MODELS or "prompt" not in TEXT_FIELDS.get(
+    if base_model not in STATS_TOKENIZER_MODELS or "prompt" not in FORMAT_COLUMNS.get(
             dataset_format, ()):
         return None
     setting = "max_length" if strategy == "sft" else "max_prompt_length"

@@ -1,18 +1,14 @@
-"""Runs: creation, the status state machine, cancel, resume and listing. Every status change goes
-through ``transition`` so the allowed transitions in ``models.ALLOWED_TRANSITIONS`` hold."""
+"""Runs: creation, cancel, resume and listing. Every status change goes through
+``app.domain.runs.transition``, so the allowed transitions in ``models.ALLOWED_TRANSITIONS``
+hold."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from app.core.sql import update_one
 from app.core.storage import ArtifactStore
-from app.models import (
-    ALLOWED_TRANSITIONS,
+from app.domain.models import (
     RESUMABLE_STATUSES,
     Checkpoint,
     Dataset,
@@ -22,39 +18,7 @@ from app.models import (
     Sample,
     utcnow,
 )
-
-
-class RunStateError(ValueError):
-    """An illegal status change (e.g. cancelling a completed run)."""
-
-
-def transition(
-    session: Session,
-    *,
-    run_id: int,
-    to: RunStatus,
-    only_if: ColumnElement[bool] | None = None,
-    **fields: Any,
-) -> bool:
-    """Atomically move a run to ``to`` if its current status allows it. Returns False otherwise.
-
-    ``UPDATE … WHERE status IN (allowed sources)`` makes concurrent claims and redelivered tasks
-    harmless: exactly one caller wins. ``only_if`` adds a condition checked in the same statement
-    (the reaper: "and its heartbeat is still stale").
-    """
-    sources = [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
-    values: dict[str, Any] = {"status": to, **fields}
-    if to == RunStatus.running:
-        values.setdefault("started_at", utcnow())
-    if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
-        values.setdefault("finished_at", utcnow())
-        values.setdefault("eta_seconds", None)
-    conditions = [Run.id == run_id, Run.status.in_(sources)]
-    if only_if is not None:
-        conditions.append(only_if)
-    changed = update_one(session, Run, *conditions, **values)
-    session.commit()
-    return changed
+from app.domain.runs import RunStateError, transition
 
 
 def create_run(
@@ -90,13 +54,6 @@ def create_run(
     session.add(run)
     session.commit()
     return run
-
-
-def enqueue(run: Run) -> None:
-    # Imported here: the web app must not need the worker's heavy imports at start-up.
-    from worker.tasks import train_run
-
-    train_run.apply_async(args=[run.id], queue=run.queue)
 
 
 def request_cancel(session: Session, *, run: Run) -> Run:
@@ -179,21 +136,3 @@ def list_runs(
     if dataset_id:
         query = query.where(Run.dataset_id == dataset_id)
     return list(session.scalars(query))
-
-
-def duration_seconds(run: Run) -> float | None:
-    if run.started_at is None:
-        return None
-    end = run.finished_at or utcnow()
-    start = run.started_at
-    if start.tzinfo is None:  # SQLite hands back naive datetimes
-        end = end.replace(tzinfo=None)
-    return max(0.0, (end - start).total_seconds())
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -12,6 +12,8 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from app.domain.errors import Invalid
+
 Strategy = Literal["sft", "grpo", "dpo"]
 
 
@@ -66,7 +68,7 @@ QUESTIONS: list[Question] = [
 _TEXT = {q.id: q.text for q in QUESTIONS}
 
 
-class MissingAnswer(ValueError):
+class MissingAnswer(Invalid):
     """The tree reached a question that has no answer yet; ``field`` names it."""
 
     def __init__(self, field: str, message: str, path: list[PathStep] | None = None):
@@ -269,7 +271,7 @@ def next_question(answers: StrategyAnswers, *, large_threshold: int) -> str | No
 
 
 # Small LoRA runs, close to Unsloth's notebooks (warmup_steps=5 of 60 there); keys are fields of
-# worker.training.config's hyperparameter schemas, so a preset launches as it is.
+# app.domain.hyperparameters's hyperparameter schemas, so a preset launches as it is.
 _COMMON = dict(
     lora_r=16, lora_alpha=32, lora_dropout=0.0, max_steps=60, warmup_ratio=0.1, logging_steps=1
 )

@@ -12,7 +12,7 @@ import threading
 from functools import lru_cache
 
 from app.core.config import settings
-from worker.training.models import SMOLLM2_GGUF, smollm2_folder
+from app.domain.catalogue import SMOLLM2_GGUF, smollm2_folder
 
 _lock = threading.Lock()
 

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.domain.errors import BadRequest, TooLarge
 
-class UploadTooLarge(Exception):
+
+class UploadTooLarge(TooLarge):
     def __init__(self, limit_bytes: int) -> None:
         super().__init__(
             f"the upload is larger than the {limit_bytes // (1024 * 1024)} MB limit "
@@ -20,8 +23,9 @@ class UploadTooLarge(Exception):
         )
 
 
-class UploadInvalid(ValueError):
-    pass
+class UploadInvalid(BadRequest):
+    def __init__(self, problem: object) -> None:
+        super().__init__(f"malformed upload: {problem}")
 
 
 @dataclass
@@ -111,10 +115,12 @@ async def receive_upload(
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except BaseException:
+    except BaseException as exc:
         if state["file"] is not None:
             state["file"].close()
         received.discard()
+        if isinstance(exc, MultipartParseError):
+            raise UploadInvalid(exc) from exc
         raise
     if received.path is None:
         raise UploadInvalid(f"no file: send the dataset in a multipart field named '{file_field}'")

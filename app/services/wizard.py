@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from app.domain.errors import Invalid
 from app.services.dataset_formats import FORMAT_LABELS, STRATEGY_FORMATS
 from app.services.strategy import (
     ANSWER_TYPES,
@@ -43,7 +44,7 @@ ANSWER_TYPE_LABELS = {
 }
 
 
-class InvalidAnswer(ValueError):
+class InvalidAnswer(Invalid):
     """An answer the tree cannot use; ``field`` names it."""
 
     def __init__(self, field: str, message: str):

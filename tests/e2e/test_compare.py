@@ -11,8 +11,8 @@ from playwright.sync_api import expect
 from sqlalchemy.orm import Session
 
 from app.core.db import make_engine
-from app.models import Checkpoint, Evaluation, JobStatus, Run, RunStatus, Sample, utcnow
-from app.services import metrics
+from app.domain import metrics
+from app.domain.models import Checkpoint, Evaluation, JobStatus, Run, RunStatus, Sample, utcnow
 from tests.factories import add_dataset
 
 pytestmark = pytest.mark.browser

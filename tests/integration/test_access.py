@@ -171,7 +171,7 @@ CLOSE = '</script><script>alert("td")</script>'
 
 def test_user_text_is_escaped_on_pages(client):
     from app.core.db import SessionLocal
-    from app.models import Sample
+    from app.domain.models import Sample
 
     dataset = client.post("/api/datasets", files={"file": ("x.jsonl", ROWS)},
                           data={"name": CLOSE}).json()

@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.models import Checkpoint, Run, RunStatus, Sample, utcnow
-from app.services import metrics
+from app.domain import metrics
+from app.domain.models import Checkpoint, Run, RunStatus, Sample, utcnow
 from tests.factories import add_dataset
 
 

@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import update
 
-from app.models import Dataset
+from app.domain.models import Dataset
+from app.domain.training_rows import prompt_token_count
 from app.services import tokens
-from worker.training.data import prompt_token_count
 
 # Every prompt starts with a letter: after the template's "user\n" nothing merges across the
 # boundary, so each templated prompt is its raw tokens plus the template's own.

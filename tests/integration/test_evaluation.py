@@ -54,7 +54,7 @@ def test_evaluation_of_adapter_against_base(live_server, sft_run):
         assert loss["verdict"] in ("better", "worse", "no difference") and loss["summary"]
 
         # The held-out rows are exactly the rows the run did not train on (seeded split).
-        from worker.training.data import split_rows
+        from app.domain.training_rows import split_rows
 
         _, held_out = split_rows(ROWS, eval_split=0.25, seed=3)
         examples = client.get(f"/api/evaluations/{evaluation['id']}/examples").json()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from app.models import Checkpoint
+from app.domain.models import Checkpoint
 
 
 def upload(client, rows, name):

@@ -31,8 +31,8 @@ def _environ(pid: int) -> dict[str, str]:
 
 
 def _active_queues(deadline: float) -> dict[str, list[str]]:
+    from app.core.celery_app import create_celery
     from app.core.config import Settings
-    from worker.celery_app import create_celery
 
     app = create_celery(Settings(broker_url=BROKER))
     replies: dict = {}

@@ -83,8 +83,8 @@ def test_grpo_run_end_to_end(live_server):
 def train_in_child(run_id: int, **env) -> None:
     """The worker's training child, as worker.tasks starts it, on the in-process database."""
     from app.core.db import session_scope
-    from app.models import RunStatus
-    from app.services.runs import transition
+    from app.domain.models import RunStatus
+    from app.domain.runs import transition
 
     with session_scope() as session:
         assert transition(session, run_id=run_id, to=RunStatus.running)

@@ -9,7 +9,7 @@ from sqlalchemy import inspect
 
 from app.core.db import make_engine
 from app.core.migrate import upgrade_to_head
-from app.models import Base
+from app.domain.models import Base
 from tests.conftest import scratch_postgres
 
 

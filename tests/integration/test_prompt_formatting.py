@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from app.domain import evaluation_rows as row_tools
+from app.domain.hyperparameters import validate_hyperparameters
+from app.domain.rewards import REWARD_FUNCTIONS
 from tests.conftest import MODEL_CACHE
-from worker.evaluation import rows as row_tools
-from worker.rewards import REWARD_FUNCTIONS
 from worker.training import TrainingJob
 from worker.training.backends import train
-from worker.training.config import validate_hyperparameters
 from worker.training.data import load_datasets
 from worker.training.models import resolve_model
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from app.core.config import settings
-from app.models import Run, RunStatus, utcnow
+from app.domain.models import Run, RunStatus, utcnow
 from tests.factories import add_dataset
 
 

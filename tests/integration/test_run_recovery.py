@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from app.core.db import SessionLocal
-from app.models import Run, RunStatus, utcnow
+from app.domain.models import Run, RunStatus, utcnow
 
 ROWS = b"\n".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}).encode()
                   for i in range(4))
@@ -56,7 +56,7 @@ def test_web_app_runs_a_reaper_thread(client):
 
 
 def test_reaper_thread_fails_a_silent_run(client, run_id):
-    from app.services.reaper import ReaperThread
+    from app.domain.reaper import ReaperThread
 
     set_run(run_id, status=RunStatus.running, worker="gone:1", started_at=utcnow(),
             heartbeat_at=utcnow() - timedelta(seconds=30))
@@ -77,7 +77,7 @@ def test_reaper_thread_fails_a_silent_run(client, run_id):
 
 
 def test_run_page_offers_resume_only_when_possible(client, run_id):
-    from app.models import Checkpoint
+    from app.domain.models import Checkpoint
 
     def resume_button() -> str:
         html = client.get(f"/runs/{run_id}").text

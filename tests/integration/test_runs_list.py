@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event
 
 from app.core.db import SessionLocal, engine
-from app.models import Run, RunStatus
-from app.services.checkpoints import record_checkpoint
+from app.domain.checkpoints import record_checkpoint
+from app.domain.models import Run, RunStatus
 
 ROWS = b"\n".join(json.dumps({"prompt": f"p{i}", "completion": f"c{i}"}).encode()
                   for i in range(4))

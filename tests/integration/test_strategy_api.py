@@ -52,7 +52,7 @@ def test_each_leaf(client, body, strategy, leaf, path):
 
 def test_presets_launch_as_they_are(client):
     """A preset the run API refuses would make 'Launch with this' fail on the next page."""
-    from worker.training.config import validate_hyperparameters
+    from app.domain.hyperparameters import validate_hyperparameters
 
     for body in ({"labelled": False, "verifiable": False}, {"labelled": False, "verifiable": True},
                  {"labelled": True, "num_examples": 5, "reasoning_helps": False}):

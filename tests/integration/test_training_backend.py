@@ -14,13 +14,14 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
+from app.domain.catalogue import CATALOGUE, ModelNotFound
+from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS
+from app.domain.training_rows import drop_long_prompts, prompt_token_count
 from tests.conftest import MODEL_CACHE
 from worker.training import TrainingJob
 from worker.training.backends import train
 from worker.training.callbacks import numeric_metrics
-from worker.training.config import HYPERPARAMETER_SCHEMAS
-from worker.training.data import drop_long_prompts, prompt_token_count
-from worker.training.models import CATALOGUE, ModelNotFound, resolve_model
+from worker.training.models import resolve_model
 
 TINY = "tiny-random-llama"
 SMALL = {"per_device_train_batch_size": 2, "max_length": 64, "logging_steps": 1}

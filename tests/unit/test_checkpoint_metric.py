@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.services.checkpoints import checkpoint_metric
+from app.domain.checkpoints import checkpoint_metric
 
 
 def test_grpo_prefers_the_eval_reward_trl_logs():

@@ -25,7 +25,6 @@ from app.services.dataset_formats import (
     parse_dataset,
     rows_for_preview,
 )
-from app.services.dataset_stats import TEXT_FIELDS
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 BAD, GOOD = FIXTURES / "bad_inputs", FIXTURES / "good"
@@ -327,10 +326,6 @@ def test_length_stats_needs_a_counter_and_handles_no_rows() -> None:
     with pytest.raises(TypeError):
         length_stats([], "text")
     assert length_stats([], "text", words)["fields"]["text"]["tokens"]["max"] == 0
-
-
-def test_stats_fields_are_the_required_columns() -> None:
-    assert TEXT_FIELDS == FORMAT_COLUMNS
 
 
 def test_rows_for_preview_stringifies_and_truncates() -> None:

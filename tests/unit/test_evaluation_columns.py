@@ -1,11 +1,11 @@
 """An evaluation of a GRPO run on another dataset checks that its rewards' columns arrive there
-(app/services/evaluation_columns.py), with launch's message."""
+(app/domain/evaluations.py), with launch's message."""
 
 from __future__ import annotations
 
-from app.models import Dataset, Run
-from app.services.evaluation_columns import missing_reward_column
-from worker.evaluation.scorers import resolve_scorers
+from app.domain.evaluations import missing_reward_column
+from app.domain.models import Dataset, Run
+from app.domain.scorers import resolve_scorers
 
 REWARDS = [{"name": "exact_answer", "weight": 1.0, "params": {"column": "answer"}},
            {"name": "soft_format", "weight": 0.25, "params": {}}]

@@ -1,17 +1,17 @@
 """GRPO on prompt/completion datasets: the completion becomes the reference answer the rewards
 check (plain text in "answer"), prompts follow the usual chat-template rule, and evaluation reads
-the same reference (worker.rewards.columns)."""
+the same reference (app.domain.rewards.columns)."""
 
 from __future__ import annotations
 
 import pytest
 
-from worker.evaluation import rows as row_tools
-from worker.evaluation.scorers import resolve_scorers, reward_scores
-from worker.rewards import REWARD_FUNCTIONS
-from worker.rewards.columns import grpo_rows, reference_text, reward_columns
-from worker.training.data import check_columns
-from worker.training.prompts import format_prompts
+from app.domain import evaluation_rows as row_tools
+from app.domain.prompts import format_prompts
+from app.domain.rewards import REWARD_FUNCTIONS
+from app.domain.rewards.columns import grpo_rows, reference_text, reward_columns
+from app.domain.scorers import resolve_scorers, reward_scores
+from app.domain.training_rows import check_columns
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 

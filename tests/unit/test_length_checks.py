@@ -3,8 +3,8 @@ dataset's upload statistics (app.services.length_checks)."""
 
 from __future__ import annotations
 
+from app.domain.catalogue import CATALOGUE_KEYS
 from app.services.length_checks import STATS_TOKENIZER_MODELS, prompt_length_problem
-from worker.training.models import CATALOGUE_KEYS
 
 
 def stats(raw_min: int, templated_min: int | None = None) -> dict:

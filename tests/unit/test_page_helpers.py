@@ -83,7 +83,7 @@ def test_fields_follow_the_form_order_then_the_schema_order_with_kinds_and_defau
 
 
 def test_sft_fields_come_from_the_worker_schema():
-    from worker.training.config import SFTHyperparameters
+    from app.domain.hyperparameters import SFTHyperparameters
 
     fields = {f.name: f for f in h.hyperparameter_fields("sft")}
     assert set(fields) == set(SFTHyperparameters.model_fields)

@@ -1,5 +1,5 @@
 """The chat-template rule that training, evaluation and the playground share
-(worker.training.prompts ``uses_chat_template`` / ``format_prompts``), and the hyperparameter
+(app.domain.prompts ``uses_chat_template`` / ``format_prompts``), and the hyperparameter
 that sets it."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from worker.evaluation import rows as row_tools
-from worker.training.config import validate_hyperparameters
-from worker.training.prompts import chat_settings, format_prompts, uses_chat_template
+from app.domain import evaluation_rows as row_tools
+from app.domain.hyperparameters import validate_hyperparameters
+from app.domain.prompts import chat_settings, format_prompts, uses_chat_template
 
 SYSTEM = {"role": "system", "content": "Be brief."}
 ROWS = {  # one row per string format, each with an extra column that must survive
@@ -140,8 +140,8 @@ def test_display_text_of_a_wrapped_prompt_is_its_words():
 def test_prompt_only_rows_with_message_prompts_are_conversations_under_every_mode(tmp_path):
     """Upload classifies message-list prompts as prompt_only (its format does not say they are
     conversations); TRL templates them whatever chat_template says, and so does the rule."""
+    from app.domain.prompts import has_message_prompts
     from app.services.dataset_formats import parse_dataset
-    from worker.training.prompts import has_message_prompts
 
     upload = tmp_path / "chat-prompts.jsonl"
     upload.write_text('{"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4"}\n')

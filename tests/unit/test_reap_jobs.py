@@ -8,8 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.models import Evaluation, Generation, JobStatus, RunStatus
-from app.services.reaper import WORKER_LOST, dead_on_this_host, reap_lost
+from app.domain.models import Evaluation, Generation, JobStatus, RunStatus
+from app.domain.reaper import WORKER_LOST, dead_on_this_host, reap_lost
 from tests.unit.test_requeue import T0, factory, make_run  # noqa: F401
 from tests.unit.test_requeue_jobs import make_job
 

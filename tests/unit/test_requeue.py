@@ -14,8 +14,8 @@ from sqlalchemy.orm import sessionmaker
 
 from app.core.config import settings
 from app.core.db import make_engine
-from app.models import Base, Run, RunStatus, utcnow
-from app.services.requeue import (
+from app.domain.models import Base, Run, RunStatus, utcnow
+from app.domain.requeue import (
     REQUEUE_CAP_S,
     requeue_due,
     requeue_interval,

@@ -8,8 +8,8 @@ import json
 from datetime import timedelta
 
 from app.core.config import settings
-from app.models import Evaluation, Generation, JobStatus, RunStatus
-from app.services.requeue import expire_lost_generations, requeue_due, requeue_lost_evaluations
+from app.domain.models import Evaluation, Generation, JobStatus, RunStatus
+from app.domain.requeue import expire_lost_generations, requeue_due, requeue_lost_evaluations
 from tests.unit.test_requeue import T0, R, factory, make_run, messages, queue  # noqa: F401
 
 

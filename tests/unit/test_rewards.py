@@ -10,7 +10,7 @@ import re
 import pytest
 
 from app.demo_data import make_grpo_arithmetic
-from worker.rewards import (
+from app.domain.rewards import (
     REASONING_SYSTEM_PROMPT,
     REWARD_FUNCTIONS,
     ReasoningTags,

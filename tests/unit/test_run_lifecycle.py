@@ -10,7 +10,8 @@ from sqlalchemy.orm import sessionmaker
 
 from app.core.db import make_engine
 from app.core.storage import ArtifactStore
-from app.models import (
+from app.domain import reaper
+from app.domain.models import (
     ALLOWED_TRANSITIONS,
     Base,
     Checkpoint,
@@ -19,8 +20,8 @@ from app.models import (
     RunStatus,
     utcnow,
 )
-from app.services import reaper
-from app.services.runs import RunStateError, request_cancel, resume_run, transition
+from app.domain.runs import RunStateError, transition
+from app.services.runs import request_cancel, resume_run
 from tests.factories import add_dataset
 
 S = RunStatus

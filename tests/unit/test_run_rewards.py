@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from worker.rewards import ReasoningTags, RewardConfigError
-from worker.rewards.run_rewards import (
+from app.domain.sandbox import CustomRewardError, CustomRewardFunction
+from app.domain.rewards import ReasoningTags, RewardConfigError
+from app.domain.rewards.run_rewards import (
     CUSTOM_TEMPLATE,
     build_run_rewards,
     reward_catalogue,
     validate_run_rewards,
 )
-from worker.sandbox import CustomRewardError, CustomRewardFunction
 
 CODE = "def reward(completions, **kwargs):\n    return [float(len(c) > 3) for c in completions]\n"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.sandbox import (
+from app.domain.sandbox import (
     CustomRewardError,
     dry_run_custom_reward,
     make_custom_reward_function,

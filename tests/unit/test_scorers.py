@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from worker.evaluation import rows as row_tools
-from worker.evaluation import scorers as S
+from app.domain import evaluation_rows as row_tools
+from app.domain import scorers as S
 from worker.evaluation.results import summarise
 
 
@@ -120,7 +120,7 @@ def test_example_parts_and_display_text():
 
 
 def test_held_out_rows_are_the_training_split():
-    from worker.training.data import split_rows
+    from app.domain.training_rows import split_rows
 
     rows = [{"prompt": f"p{i}", "completion": f"c{i}"} for i in range(20)]
     hp = {"eval_split": 0.25, "seed": 7}

@@ -269,7 +269,7 @@ def test_suggested_rewards_are_known_to_the_reward_library():
 
 
 def test_suggested_rewards_pass_the_worker_validation():
-    rewards = pytest.importorskip("worker.rewards")
+    rewards = pytest.importorskip("app.domain.rewards")
     for answer_type in ANSWER_TYPES:
         configs = rewards.validate_reward_config(suggest_rewards(answer_type))
         assert [c.name for c in configs] == [r["name"] for r in suggest_rewards(answer_type)]

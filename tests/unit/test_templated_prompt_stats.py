@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from app.domain.prompts import format_prompts
+from app.domain.training_rows import prompt_token_count
 from app.services import tokens
 from app.services.dataset_stats import TEMPLATED_PROMPT, length_stats
-from worker.training.data import prompt_token_count
-from worker.training.prompts import format_prompts
 
 ROWS = {
     "prompt_only": [{"prompt": "What is 2+2?", "answer": "4"},

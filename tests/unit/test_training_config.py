@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from worker.training.backends import select_backend
-from worker.training.config import (
+from app.domain.hyperparameters import (
     HYPERPARAMETER_SCHEMAS,
     DPOHyperparameters,
     GRPOHyperparameters,
@@ -20,8 +19,9 @@ from worker.training.config import (
     divisibility_message,
     validate_hyperparameters,
 )
-from worker.training.data import check_columns, read_rows, split_rows
-from worker.training.prompts import as_conversation
+from app.domain.prompts import as_conversation
+from app.domain.training_rows import check_columns, read_rows, split_rows
+from worker.training.backends import select_backend
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,7 +180,8 @@ def test_strategy_specific_trl_arguments():
 def test_config_imports_no_torch():
     # The web app validates requests with these schemas and must not pay for torch.
     code = (
-        "import sys, worker.training.config, worker.training.backends, worker.training.data; "
+        "import sys, app.domain.hyperparameters, worker.training.backends; "
+        "import app.domain.training_rows; "
         "heavy = {'torch', 'transformers', 'trl', 'unsloth'} & set(sys.modules); "
         "assert not heavy, heavy"
     )
@@ -264,7 +265,7 @@ def test_columns_and_formats_are_checked():
         check_columns([{"prompt": "a"}], strategy="grpo", dataset_format="messages")
     with pytest.raises(ValueError, match="row 2 has no rejected"):
         check_columns(
-            [{"chosen": "a", "rejected": "b"}, {"chosen": "a"}],
+            [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "a"}],
             strategy="dpo",
             dataset_format="preference",
         )

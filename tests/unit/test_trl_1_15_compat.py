@@ -14,11 +14,11 @@ import json
 
 import pytest
 
+from app.domain.hyperparameters import validate_hyperparameters
 from tests.conftest import ROOT
 from worker.training import TrainingJob
 from worker.training.backends import TrainerParts, TrlBackend, gpu_precision
 from worker.training.compat import adapt_arguments
-from worker.training.config import validate_hyperparameters
 from worker.training.unsloth_backend import UnslothBackend
 
 FIELDS_1_15 = json.loads((ROOT / "tests" / "fixtures" / "trl_1_15_fields.json").read_text())

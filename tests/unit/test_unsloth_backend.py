@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.domain.hyperparameters import validate_hyperparameters
 from worker.training.backends import BACKENDS, TrainerParts, TrlBackend
 from worker.training.compat import adapt_arguments, build_config
-from worker.training.config import validate_hyperparameters
 from worker.training.unsloth_backend import (
     ALL_LINEAR_MODULES,
     UnslothBackend,

@@ -11,12 +11,14 @@ from sqlalchemy import insert, update
 from app.core.config import settings
 from app.core.db import session_scope
 from app.core.storage import store
-from app.models import Dataset, Evaluation, EvaluationExample, Run
-from worker.evaluation import rows as row_tools
-from worker.evaluation import scorers as S
+from app.domain import evaluation_rows as row_tools
+from app.domain import scorers as S
+from app.domain.hyperparameters import validate_hyperparameters
+from app.domain.models import Checkpoint, Dataset, Evaluation, EvaluationExample, Run
+from app.domain.rewards import ReasoningTags
+from app.domain.training_rows import read_rows
 from worker.evaluation.generate import Models, Sampling, answer_logprobs, generate, load_models
 from worker.evaluation.results import summarise
-from worker.training.data import read_rows
 
 DEFAULT_LIMIT = 64
 
@@ -47,8 +49,6 @@ def load_job(evaluation_id: int) -> Job:
         run = session.get(Run, evaluation.run_id) if evaluation.run_id else None
         hyperparameters: dict[str, Any] = {}
         if run is not None:
-            from worker.training.config import validate_hyperparameters
-
             valid = validate_hyperparameters(run.strategy, run.hyperparameters)
             hyperparameters = valid.model_dump()
         return Job(
@@ -62,6 +62,14 @@ def load_job(evaluation_id: int) -> Job:
         )
 
 
+def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        checkpoint = session.query(Checkpoint).filter_by(run_id=run_id, step=step).one_or_none()
+        if checkpoint is None:
+            raise LookupError(f"run {run_id} has no checkpoint at step {step}")
+        return store.local_path(checkpoint.storage_key)
+
+
 def set_progress(evaluation_id: int, fraction: float) -> None:
     with session_scope() as session:
         session.execute(update(Evaluation).where(Evaluation.id == evaluation_id)
@@ -69,8 +77,6 @@ def set_progress(evaluation_id: int, fraction: float) -> None:
 
 
 def run_evaluation(evaluation_id: int) -> None:
-    from worker.evaluation.runner import adapter_dir
-
     job = load_job(evaluation_id)
     # A checkpoint step is only ever stored together with its run.
     adapter = adapter_dir(cast(int, job.run_id), job.step) if job.step is not None else None
@@ -193,7 +199,6 @@ def sampling(job: Job) -> Sampling:
 
 
 def tags(job: Job):  # type: ignore[no-untyped-def]
-    from worker.rewards import ReasoningTags
 
     hp = job.hyperparameters
     return ReasoningTags(hp.get("reasoning_tag", "reasoning"), hp.get("answer_tag", "answer"))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.evaluation.rows import Prompt
+from app.domain.evaluation_rows import Prompt
 
 
 @dataclass

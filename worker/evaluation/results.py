@@ -9,8 +9,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from app.domain.scorers import Scorer, perplexity, primary_score
 from worker.evaluation.bootstrap import paired_bootstrap, summary, verdict
-from worker.evaluation.scorers import Scorer, perplexity, primary_score
 
 
 def _finite(value: Any) -> bool:

@@ -12,25 +12,17 @@ from sqlalchemy import update
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.core.sql import update_one
 from app.core.storage import store
-from app.models import Checkpoint, Evaluation, Generation, JobStatus, Run, utcnow
-
-
-def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
-    with session_scope() as session:
-        checkpoint = session.query(Checkpoint).filter_by(run_id=run_id, step=step).one_or_none()
-        if checkpoint is None:
-            raise LookupError(f"run {run_id} has no checkpoint at step {step}")
-        return store.local_path(checkpoint.storage_key)
+from app.domain import jobs
+from app.domain.evaluation_rows import playground_prompt
+from app.domain.models import Evaluation, Generation, JobStatus, Run
+from app.domain.prompts import has_chat_template, has_message_prompts
+from app.domain.training_rows import read_dataset_rows
+from worker.evaluation.evaluate import adapter_dir, run_evaluation
+from worker.evaluation.generate import Sampling, generate, load_models
 
 
 def generate_playground(generation_id: int) -> None:
-    from app.services.datasets import read_rows
-    from worker.evaluation.generate import Sampling, generate, load_models
-    from worker.evaluation.rows import playground_prompt
-    from worker.training.prompts import has_chat_template, has_message_prompts
-
     with session_scope() as session:
         generation = session.get(Generation, generation_id)
         if generation is None:  # claimed by the task, so only a delete since then gets here
@@ -43,7 +35,7 @@ def generate_playground(generation_id: int) -> None:
         base_model, dataset_format = run.base_model, run.dataset.format
         hyperparameters = dict(run.hyperparameters or {})
         # A prompt-only dataset's format does not say whether its prompts are message lists.
-        message_prompts = has_message_prompts(read_rows(store, run.dataset, limit=1))
+        message_prompts = has_message_prompts(read_dataset_rows(store, run.dataset, limit=1))
     models = load_models(base_model, adapter_dir(run_id, step),
                          cache_dir=settings.model_cache_dir)
     # Formatted as the run's training formatted its prompts (chat template, system prompt).
@@ -68,8 +60,6 @@ def main(kind: str, job_id: int) -> int:
     table = {"evaluate": Evaluation, "generate": Generation}[kind]
     try:
         if kind == "evaluate":
-            from worker.evaluation.evaluate import run_evaluation
-
             run_evaluation(job_id)
         else:
             generate_playground(job_id)
@@ -84,8 +74,7 @@ def main(kind: str, job_id: int) -> int:
 def finish(table, job_id: int, status: JobStatus, **fields) -> bool:  # type: ignore[no-untyped-def]
     """Running → completed/failed, once: a terminal row never changes."""
     with session_scope() as session:
-        return update_one(session, table, table.id == job_id, table.status == JobStatus.running,
-                          status=status, finished_at=utcnow(), **fields)
+        return jobs.transition(session, table, job_id=job_id, to=status, **fields)
 
 
 if __name__ == "__main__":

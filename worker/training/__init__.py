@@ -40,8 +40,8 @@ class TrainingJob:
     strategy: str  # "sft" | "grpo" | "dpo"
     base_model: str  # catalogue key, local folder path, or hub id
     dataset_path: Path  # normalised JSONL, TRL standard/conversational columns
-    dataset_format: str  # see worker.training.data.FORMAT_COLUMNS
-    hyperparameters: dict[str, Any]  # validated again by worker.training.config
+    dataset_format: str  # see app.domain.training_rows.FORMAT_COLUMNS
+    hyperparameters: dict[str, Any]  # validated again by app.domain.hyperparameters
     output_dir: Path  # checkpoints go to output_dir / f"checkpoint-{step}"
     reward_functions: list = field(default_factory=list)  # GRPO: TRL-compatible callables
     reward_weights: list[float] | None = None

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from app.domain.hyperparameters import TrainingHyperparameters, validate_hyperparameters
 from worker.training import Reporter, TrainingJob, TrainResult
-from worker.training.config import TrainingHyperparameters, validate_hyperparameters
 from worker.training.models import load_model_and_tokenizer
 from worker.training.unsloth_backend import UnslothBackend
 

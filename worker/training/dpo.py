@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from trl import DPOConfig, DPOTrainer
 
 if TYPE_CHECKING:
+    from app.domain.hyperparameters import DPOHyperparameters
     from worker.training import TrainingJob
     from worker.training.backends import TrainerParts
-    from worker.training.config import DPOHyperparameters
 
 
 def config_arguments(job: TrainingJob, hp: DPOHyperparameters, *, on_cpu: bool) -> dict:

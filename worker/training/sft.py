@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from trl import SFTConfig, SFTTrainer
 
 if TYPE_CHECKING:
+    from app.domain.hyperparameters import SFTHyperparameters
     from worker.training import TrainingJob
     from worker.training.backends import TrainerParts
-    from worker.training.config import SFTHyperparameters
 
 
 def config_arguments(job: TrainingJob, hp: SFTHyperparameters, *, on_cpu: bool) -> dict:

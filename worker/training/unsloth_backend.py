@@ -13,8 +13,8 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from app.domain.hyperparameters import TrainingHyperparameters
     from worker.training import TrainingJob
-    from worker.training.config import TrainingHyperparameters
 
 # What "all-linear" means for the decoder models TuneDeck trains (Llama, SmolLM2, Qwen, Mistral):
 # every projection of attention and MLP. Unsloth wants the names spelled out.

@@ -6,15 +6,12 @@ import asyncio
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
+from app.api.templating import templates
 from app.core import security
 from app.core.config import settings
-from app.core.paths import TEMPLATES_DIR
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=TEMPLATES_DIR,
-                            context_processors=[security.template_context])
 
 
 def _secure(request: Request) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
-from app.models import Checkpoint
+from app.domain import checkpoints as service
+from app.domain.errors import BadRequest, NotFound
+from app.domain.models import Checkpoint
 from app.schemas import CheckpointPublic
-from app.services import checkpoints as service
 
 router = APIRouter(prefix="/api/runs/{run_id}/checkpoints", tags=["checkpoints"])
 
@@ -32,17 +33,15 @@ def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: Sto
     if which == "best":
         checkpoint = service.best_checkpoint(session, run_id=run.id)
         if checkpoint is None:
-            raise HTTPException(status_code=404, detail=f"run {run.id} has no checkpoint yet")
+            raise NotFound(f"run {run.id} has no checkpoint yet")
     elif which.isascii() and which.isdigit() and len(which) <= 9:  # "²" is a digit too
         checkpoint = session.scalar(
             select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == int(which))
         )
         if checkpoint is None:
-            raise HTTPException(
-                status_code=404, detail=f"run {run.id} has no checkpoint at step {which}"
-            )
+            raise NotFound(f"run {run.id} has no checkpoint at step {which}")
     else:
-        raise HTTPException(status_code=400, detail="use 'best' or a step number")
+        raise BadRequest("use 'best' or a step number")
     data = service.adapter_zip(store, checkpoint)
     filename = f"tunedeck-run{run.id}-step{checkpoint.step}-adapter.zip"
     return Response(

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import asdict
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from app.api.deps import RunDep, SessionDep
-from app.api.routes.pages import templates
+from app.api.templating import templates
 from app.core.db import SessionLocal
 from app.services import compare, compare_export, compare_series, health
 from app.services.compare_samples import samples_payload
@@ -24,13 +24,8 @@ NamesQuery = Query(default=None, max_length=4000,
 
 def _run_ids(session: SessionDep, text: str | None) -> list[int]:
     """Parsed and checked run ids: 422 when malformed or too many, 404 when unknown."""
-    try:
-        run_ids = compare.parse_run_ids(text)
-        compare.load_runs(session, run_ids=run_ids)
-    except compare.CompareError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
-    except compare.RunsNotFound as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+    run_ids = compare.parse_run_ids(text)
+    compare.load_runs(session, run_ids=run_ids)
     return run_ids
 
 
@@ -123,10 +118,8 @@ def compare_page(request: Request, session: SessionDep, runs: str | None = None
         try:
             run_ids = compare.parse_run_ids(runs)
             compare.load_runs(session, run_ids=run_ids)
-        except compare.CompareError as exc:
-            error, status, run_ids = str(exc), 422, []
-        except compare.RunsNotFound as exc:
-            error, status, run_ids = str(exc), 404, []
+        except (compare.CompareError, compare.RunsNotFound) as exc:
+            error, status, run_ids = str(exc), exc.status_code, []
     return templates.TemplateResponse(
         request, "compare/page.html",
         {"run_ids": run_ids, "error": error, "max_runs": compare.MAX_RUNS},

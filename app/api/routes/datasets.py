@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from python_multipart.exceptions import MultipartParseError
 
 from app.api.deps import DatasetDep, SessionDep, StoreDep
 from app.core.config import settings
 from app.schemas import DatasetPublic
 from app.services import datasets as service
-from app.services.dataset_formats import DatasetError
-from app.services.uploads import UploadInvalid, UploadTooLarge, receive_upload
+from app.services.uploads import receive_upload
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -24,23 +22,16 @@ async def upload_dataset(request: Request, session: SessionDep, store: StoreDep)
     """Upload a dataset (multipart field `file`, optional `name`): JSONL, CSV or Parquet."""
     tmp_dir = settings.resolved_data_dir / "tmp"
     tmp_dir.mkdir(exist_ok=True)
-    try:
-        upload = await receive_upload(
-            request, file_field="file", max_bytes=settings.max_upload_mb * 1024 * 1024,
-            tmp_dir=tmp_dir,
-        )
-    except UploadTooLarge as exc:
-        raise HTTPException(status_code=413, detail=str(exc)) from exc
-    except (UploadInvalid, MultipartParseError) as exc:
-        raise HTTPException(status_code=400, detail=f"malformed upload: {exc}") from exc
+    upload = await receive_upload(
+        request, file_field="file", max_bytes=settings.max_upload_mb * 1024 * 1024,
+        tmp_dir=tmp_dir,
+    )
     try:
         dataset = await run_in_threadpool(
             # receive_upload raises UploadInvalid rather than return without a file
             service.create_dataset, session, store=store, upload_path=cast(Path, upload.path),
             filename=upload.filename, name=upload.fields.get("name") or None,
         )
-    except DatasetError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
     finally:
         upload.discard()
     return DatasetPublic.model_validate(dataset)

@@ -7,8 +7,8 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from app.api.deps import SessionDep
-from app.api.routes.pages import templates  # its filters and the CSRF context processor
-from app.models import Checkpoint, Evaluation, Run
+from app.api.templating import templates
+from app.domain.models import Checkpoint, Evaluation, Run
 from app.services import evaluations as service
 
 router = APIRouter(include_in_schema=False)

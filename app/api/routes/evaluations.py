@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from app.api.deps import RunDep, SessionDep
 from app.api.evaluation_schemas import BestCheckpointChoice, EvaluationCreate, GenerationCreate
-from app.models import Evaluation, Generation, Run
+from app.core.storage import store
+from app.domain.errors import NotFound
+from app.domain.evaluation_rows import row_prompt_text
+from app.domain.evaluations import create_evaluation as create_evaluation_job
+from app.domain.models import Evaluation, Generation, Run
+from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic
 from app.services import evaluations as service
 
@@ -18,24 +23,14 @@ router = APIRouter(tags=["evaluations"])
 def _load(session, model, item_id: int, what: str):  # type: ignore[no-untyped-def]
     row = session.get(model, item_id)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"{what} {item_id} not found")
+        raise NotFound(f"{what} {item_id} not found")
     return row
-
-
-def _call(fn, **kwargs):  # type: ignore[no-untyped-def]
-    try:
-        return fn(**kwargs)
-    except service.NotFound as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
-    except service.EvaluationError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
 
 
 @router.post("/api/runs/{run_id}/evaluations", status_code=201)
 def create_evaluation(run: RunDep, body: EvaluationCreate, session: SessionDep) -> dict:
     """Queue an evaluation of a checkpoint (step or "best") against the base model."""
-    evaluation = _call(service.create_evaluation, session=session, run=run,
-                       **body.model_dump())
+    evaluation = create_evaluation_job(session, run=run, **body.model_dump())
     return service.evaluation_public(evaluation)
 
 
@@ -50,7 +45,7 @@ def list_run_evaluations(run: RunDep, session: SessionDep) -> list[dict]:
 def choose_best_checkpoint(run: RunDep, body: BestCheckpointChoice, session: SessionDep
                            ) -> CheckpointPublic:
     """Mark as best the checkpoint whose evaluation scores best on `score`."""
-    checkpoint = _call(service.choose_best_checkpoint, session=session, run=run, score=body.score)
+    checkpoint = service.choose_best_checkpoint(session, run=run, score=body.score)
     return CheckpointPublic.model_validate(checkpoint)
 
 
@@ -87,8 +82,8 @@ def get_examples(
 def create_generation(body: GenerationCreate, session: SessionDep) -> dict:
     """Queue a prompt for the base model and the adapter; poll GET /api/playground/{id}."""
     run = _load(session, Run, body.run_id, "run")
-    generation = _call(service.create_generation, session=session, run=run,
-                       **body.model_dump(exclude={"run_id"}))
+    generation = service.create_generation(session, run=run,
+                                           **body.model_dump(exclude={"run_id"}))
     return generation_public(generation)
 
 
@@ -110,10 +105,6 @@ def generation_public(generation: Generation) -> dict:
 @router.get("/api/runs/{run_id}/prompts")
 def run_prompts(run: RunDep, limit: int = Query(default=20, ge=1, le=200)) -> list[str]:
     """Prompts from the run's dataset, for the playground's "pick a prompt" list."""
-    from app.core.storage import store
-    from app.services.datasets import read_rows
-    from worker.evaluation.rows import row_prompt_text
-
     texts = (row_prompt_text(row, run.dataset.format)
-             for row in read_rows(store, run.dataset, limit=limit * 2))
+             for row in read_dataset_rows(store, run.dataset, limit=limit * 2))
     return [t for t in texts if t][:limit]

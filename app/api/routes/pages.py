@@ -6,27 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 
 from app.api import page_helpers as helpers
 from app.api.deps import SessionDep, StoreDep
 from app.api.queue_notice import queue_notice
+from app.api.templating import templates
 from app.core.config import settings
-from app.core.paths import DEMO_DATA_DIR, TEMPLATES_DIR
-from app.models import Checkpoint, Dataset, Run
+from app.core.paths import DEMO_DATA_DIR
+from app.domain.models import Checkpoint, Dataset, Run
 from app.services import datasets as dataset_service
 from app.services import launch
 from app.services import runs as run_service
 from app.services.dataset_formats import DatasetError
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
-templates.env.filters.update(
-    duration=helpers.human_duration, filesize=helpers.human_bytes, number=helpers.number,
-    format_label=helpers.format_label, short_metric=helpers.short_metric,
-)
-templates.env.globals.update(token_summary=helpers.token_summary)
 
 RUN_FILTER_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 DEMO_FILE = "sft_demo.jsonl"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from app.core.config import settings
+from app.domain.rewards import reasoning_system_prompt
+from app.domain.rewards.run_rewards import CUSTOM_DISABLED, CUSTOM_TEMPLATE, reward_catalogue
 
 router = APIRouter(prefix="/api/reward-functions", tags=["rewards"])
 
@@ -15,13 +17,7 @@ def list_reward_functions(
     answer_tag: str = Query(default="answer", max_length=40),
 ) -> dict:
     """Built-in reward functions, the reasoning-format system prompt, custom-reward availability."""
-    from worker.rewards import RewardConfigError, reasoning_system_prompt
-    from worker.rewards.run_rewards import CUSTOM_DISABLED, CUSTOM_TEMPLATE, reward_catalogue
-
-    try:
-        preset = reasoning_system_prompt(reasoning_tag, answer_tag)
-    except RewardConfigError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+    preset = reasoning_system_prompt(reasoning_tag, answer_tag)
     enabled = settings.allow_custom_rewards
     return {
         "reward_functions": reward_catalogue(),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
-from app.models import Dataset, Sample
+from app.domain import metrics
+from app.domain.errors import NotFound
+from app.domain.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
-from app.services import launch, metrics
+from app.services import launch
 from app.services import runs as service
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -19,11 +21,8 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
     """Validate a run's configuration and queue it for a worker."""
     dataset = session.get(Dataset, body.dataset_id)
     if dataset is None:
-        raise HTTPException(status_code=404, detail=f"dataset {body.dataset_id} not found")
-    try:
-        run = launch.launch_run(session, dataset=dataset, spec=body)
-    except launch.LaunchError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from exc
+        raise NotFound(f"dataset {body.dataset_id} not found")
+    run = launch.launch_run(session, dataset=dataset, spec=body)
     return launch.run_public(session, run)
 
 
@@ -78,19 +77,13 @@ def get_samples(
 @router.post("/{run_id}/cancel", response_model=RunPublic)
 def cancel_run(run: RunDep, session: SessionDep) -> RunPublic:
     """Cancel a queued run, or stop a running one at its next step."""
-    try:
-        service.request_cancel(session, run=run)
-    except service.RunStateError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    service.request_cancel(session, run=run)
     return launch.run_public(session, run)
 
 
 @router.post("/{run_id}/resume", response_model=RunPublic)
 def resume_run(run: RunDep, session: SessionDep, store: StoreDep) -> RunPublic:
     """Continue a failed or cancelled run from its latest checkpoint."""
-    try:
-        service.resume_run(session, run=run, store=store)
-    except service.RunStateError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from exc
+    service.resume_run(session, run=run, store=store)
     service.enqueue(run)
     return launch.run_public(session, run)

@@ -5,23 +5,23 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, StoreDep
-from app.api.routes.pages import templates
+from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
-from app.models import Dataset
+from app.domain.errors import NotFound
+from app.domain.models import Dataset
 from app.schemas import StrategyAdvice, StrategyRequest
 from app.services import datasets as dataset_service
 from app.services import wizard
 from app.services.flowchart import flowchart
 from app.services.strategy import (
     QUESTIONS,
-    MissingAnswer,
     PathStep,
     StrategyAnswers,
     next_question,
@@ -46,14 +46,11 @@ def recommend_strategy(body: StrategyRequest, session: SessionDep) -> StrategyAd
     if body.dataset_id is not None:
         dataset = session.get(Dataset, body.dataset_id)
         if dataset is None:
-            raise HTTPException(status_code=404, detail=f"dataset {body.dataset_id} not found")
+            raise NotFound(f"dataset {body.dataset_id} not found")
         answers.num_examples, dataset_format = dataset.num_rows, dataset.format
-    try:
-        advice = wizard.advise(answers, large_threshold=settings.large_dataset_threshold,
-                               answer_type=body.answer_type, dataset_id=body.dataset_id,
-                               dataset_format=dataset_format)
-    except (MissingAnswer, InvalidAnswer) as exc:
-        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=422)
+    advice = wizard.advise(answers, large_threshold=settings.large_dataset_threshold,
+                           answer_type=body.answer_type, dataset_id=body.dataset_id,
+                           dataset_format=dataset_format)
     return StrategyAdvice.model_validate(advice)
 
 

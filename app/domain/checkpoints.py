@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.storage import ArtifactStore
-from app.models import Checkpoint, Run
+from app.domain.models import Checkpoint, Run
 
 # Files a checkpoint folder holds only so training can resume; not part of the adapter download.
 RESUME_ONLY = (

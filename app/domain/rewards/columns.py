@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.rewards.extract import completion_text
+from app.domain.rewards.extract import completion_text
 
 # The column the answer rewards read by default, and where a row's completion goes.
 ANSWER_COLUMN = "answer"

@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from worker.rewards.registry import REWARD_FUNCTIONS, RewardConfig, validate_reward_config
-from worker.rewards.tags import ReasoningTags, RewardConfigError
+from app.domain.rewards.registry import REWARD_FUNCTIONS, RewardConfig, validate_reward_config
+from app.domain.rewards.tags import ReasoningTags, RewardConfigError
+from app.domain.sandbox import make_custom_reward_function
 
 CUSTOM_REWARD = "custom"
 MAX_CODE_CHARS = 20_000
@@ -93,8 +94,6 @@ def build_run_rewards(
     configs: list[RewardConfig], *, tags: ReasoningTags | None = None
 ) -> tuple[list[Callable[..., list]], list[float]]:
     """TRL reward callables and weights, in the configs' order; custom code runs in the sandbox."""
-    from worker.sandbox import make_custom_reward_function
-
     functions: list[Callable[..., list]] = []
     for config in configs:
         if config.name == CUSTOM_REWARD:

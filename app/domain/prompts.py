@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-CONVERSATIONAL_FORMATS = (
-    "conversational_prompt_completion", "messages", "conversational_preference",
-)  # fmt: skip
+from app.domain.dataset_rules import CONVERSATIONAL_FORMATS
 
 
 def as_conversation(

@@ -26,14 +26,13 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.core.sql import update_one
-from app.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
-from app.services.requeue import (
+from app.domain import jobs, runs
+from app.domain.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
+from app.domain.requeue import (
     expire_lost_generations,
     requeue_lost_evaluations,
     requeue_lost_runs,
 )
-from app.services.runs import transition
 
 log = logging.getLogger(__name__)
 WORKER_LOST = "worker lost"
@@ -89,13 +88,11 @@ def reap_lost(
 
 def _fail(session: Session, model: type[Live], row_id: int, *, only_if: ColumnElement[bool],
           error: str) -> bool:
-    if model is Run:  # its state machine lives in services.runs
-        return transition(session, run_id=row_id, to=RunStatus.failed, only_if=only_if,
-                          error=error)
-    failed = update_one(session, model, model.id == row_id, model.status == JobStatus.running,
-                        only_if, status=JobStatus.failed, finished_at=utcnow(), error=error)
-    session.commit()
-    return failed
+    if model is Run:
+        return runs.transition(session, run_id=row_id, to=RunStatus.failed, only_if=only_if,
+                               error=error)
+    return jobs.transition(session, model, job_id=row_id, to=JobStatus.failed, only_if=only_if,
+                           error=error)
 
 
 def pid_alive(pid: int) -> bool:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app.domain.errors import Invalid
+
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
-class RewardConfigError(ValueError):
+class RewardConfigError(Invalid):
     """A reward configuration the user has to fix; the message says what to change."""
 
 

@@ -13,13 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-# The job/result contract lives in the package; re-exported here for the worker's convenience.
-from worker.training import Reporter, TrainingJob, TrainResult
-
 __all__ = [
-    "HYPERPARAMETER_SCHEMAS", "DPOHyperparameters", "GRPOHyperparameters", "Reporter",
-    "SFTHyperparameters", "TrainResult", "TrainingHyperparameters", "TrainingJob",
-    "validate_hyperparameters",
+    "HYPERPARAMETER_SCHEMAS", "DPOHyperparameters", "GRPOHyperparameters", "SFTHyperparameters",
+    "TrainingHyperparameters", "validate_hyperparameters",
 ]  # fmt: skip
 
 LR_SCHEDULERS = Literal[
@@ -59,7 +55,7 @@ class TrainingHyperparameters(BaseModel):
     seed: int = Field(42, ge=0)
     system_prompt: str | None = None
     # String prompts (and their answers) become chat messages: "auto" when the tokenizer has a chat
-    # template, "on" always (fails without one), "off" never. See worker.training.prompts.
+    # template, "on" always (fails without one), "off" never. See app.domain.prompts.
     chat_template: Literal["auto", "on", "off"] = "auto"
     # Load the base model quantised to 4 bits (QLoRA): the Unsloth backend only, on CUDA.
     load_in_4bit: bool = False
@@ -177,7 +173,7 @@ class GRPOHyperparameters(TrainingHyperparameters):
     steps_per_generation: int | None = Field(None, ge=1)
     generation_batch_size: int | None = Field(None, ge=1)
     sample_every_steps: int = Field(5, ge=1)  # how often sampled completions are stored
-    # Used by the format reward functions and their preset system prompt (worker.rewards).
+    # Used by the format reward functions and their preset system prompt (app.domain.rewards).
     reasoning_tag: str = "reasoning"
     answer_tag: str = "answer"
 

@@ -1,9 +1,9 @@
 """Which rows an evaluation scores, and how a row becomes a prompt and a reference.
 
 Held-out rows are reproduced with the training pipeline's own functions and seed
-(``worker.training.data``), so they are exactly the rows the run did not train on, formatted as it
-saw them; a playground prompt goes through the same chat-template rule
-(``worker.training.prompts``). Pure apart from the tokenizer, which counts prompt tokens and says
+(``app.domain.training_rows``), so they are exactly the rows the run did not train on, formatted
+as it saw them; a playground prompt goes through the same chat-template rule
+(``app.domain.prompts``). Pure apart from the tokenizer, which counts prompt tokens and says
 whether it has a chat template.
 """
 
@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from worker.rewards.columns import reference_text
-from worker.training.data import prepare_rows as training_rows
-from worker.training.data import split_rows
-from worker.training.prompts import (
+from app.domain.prompts import (
     as_conversation,
     chat_settings,
     uses_chat_template,
 )
+from app.domain.rewards.columns import reference_text
+from app.domain.training_rows import prepare_rows as training_rows
+from app.domain.training_rows import split_rows
 
 Prompt = str | list[dict[str, Any]]
 
@@ -42,7 +42,7 @@ def prepare_rows(
     rows: list[dict[str, Any]], *, strategy: str, dataset_format: str,
     hyperparameters: dict[str, Any], tokenizer: Any,
 ) -> list[dict[str, Any]]:
-    """Rows as the trainer saw them (``worker.training.data.prepare_rows``), from the run's
+    """Rows as the trainer saw them (``app.domain.training_rows.prepare_rows``), from the run's
     stored hyperparameters."""
     chat_template, system_prompt = chat_settings(hyperparameters)
     return training_rows(rows, strategy=strategy, dataset_format=dataset_format,

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from worker.rewards.extract import completion_text
+from app.domain.rewards.extract import completion_text
 
 # Caps what the child may write to files, its redirected prints included (writes past it
 # fail with "File too large": Python ignores SIGXFSZ).

@@ -31,9 +31,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.sql import update_one
-from app.models import Evaluation, Generation, JobStatus, Run, utcnow
-from app.services.evaluations import publish_evaluation
-from app.services.runs import as_utc, enqueue
+from app.domain import jobs
+from app.domain.evaluations import publish_evaluation
+from app.domain.models import Evaluation, Generation, JobStatus, Run, utcnow
+from app.domain.runs import as_utc, enqueue
 
 log = logging.getLogger(__name__)
 REQUEUE_CAP_S = 3600.0
@@ -124,12 +125,11 @@ def expire_lost_generations(
     ids = list(session.scalars(select(Generation.id).where(*waiting).order_by(Generation.id)))
     for generation_id in ids:
         # Re-checked in the UPDATE: a worker that claims it meanwhile wins.
-        failed = update_one(
-            session, Generation, Generation.id == generation_id, *waiting,
-            status=JobStatus.failed, finished_at=now,
+        failed = jobs.transition(
+            session, Generation, job_id=generation_id, to=JobStatus.failed,
+            only_if=Generation.created_at <= cutoff, finished_at=now,
             error=f"no worker took this request within {after_s:g} s: the workers on its queue "
                   "are busy (e.g. training) or not running; try again later")
-        session.commit()
         if failed:
             expired.append(generation_id)
     if expired:

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import and_, false, insert, or_, select
 from sqlalchemy.orm import Session
 
-from app.models import Metric, utcnow
+from app.domain.models import Metric, utcnow
 
 
 def _encode(value: float) -> tuple[float | None, str | None]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from worker.rewards.extract import (
+from app.domain.rewards.extract import (
     answers_equal,
     extract_answer,
     has_content,
@@ -21,7 +21,7 @@ from worker.rewards.extract import (
     tag_blocks,
     target_answer,
 )
-from worker.rewards.tags import ReasoningTags
+from app.domain.rewards.tags import ReasoningTags
 
 Params = Mapping[str, Any]
 Row = Mapping[str, Any]

@@ -13,6 +13,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.rewards import (
+    REWARD_FUNCTIONS,
+    RewardConfig,
+    RewardConfigError,
+    validate_reward_config,
+)
+from app.domain.rewards.run_rewards import build_run_rewards
+
 # Scorers that are not reward functions: name → (label, higher is better, strategies).
 BUILTIN_SCORERS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
     "exact_match": ("Exact match", True, ("sft",)),
@@ -55,8 +63,6 @@ def resolve_scorers(
 ) -> list[Scorer]:
     """The scorers an evaluation runs. GRPO always scores the run's own reward functions; SFT
     may add any built-in reward function; raises ScorerError naming the problem."""
-    from worker.rewards import REWARD_FUNCTIONS, RewardConfigError, validate_reward_config
-
     if strategy not in DEFAULT_SCORERS:
         raise ScorerError(f"unknown strategy {strategy!r}")
     items: list[str | Mapping[str, Any]] = list(requested or DEFAULT_SCORERS[strategy])
@@ -147,9 +153,6 @@ def reward_scores(
 ) -> list[dict[str, float]]:
     """Each reward scorer's score per completion, plus their weighted total (GRPO's reward).
     ``tags`` are the run's ReasoningTags (format rewards read them)."""
-    from worker.rewards import RewardConfig
-    from worker.rewards.run_rewards import build_run_rewards
-
     rewards = [s for s in scorers if s.kind == "reward"]
     out: list[dict[str, float]] = [{} for _ in completions]
     columns = {key: [row.get(key) for row in rows] for key in (rows[0] if rows else {})}

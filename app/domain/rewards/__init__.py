@@ -7,8 +7,8 @@
 Pasted Python rewards run in a subprocess instead: see worker/sandbox.py.
 """
 
-from worker.rewards.extract import answers_equal, completion_text, extract_answer, parse_number
-from worker.rewards.registry import (
+from app.domain.rewards.extract import answers_equal, completion_text, extract_answer, parse_number
+from app.domain.rewards.registry import (
     REWARD_FUNCTIONS,
     RewardConfig,
     RewardFunction,
@@ -16,7 +16,7 @@ from worker.rewards.registry import (
     build_reward_functions,
     validate_reward_config,
 )
-from worker.rewards.tags import (
+from app.domain.rewards.tags import (
     REASONING_SYSTEM_PROMPT,
     ReasoningTags,
     RewardConfigError,

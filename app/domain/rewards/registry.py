@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.rewards import builtin
-from worker.rewards.extract import completion_text
-from worker.rewards.tags import ReasoningTags, RewardConfigError
+from app.domain.rewards import builtin
+from app.domain.rewards.extract import completion_text
+from app.domain.rewards.tags import ReasoningTags, RewardConfigError
 
 ScoreFn = Callable[[str, Mapping[str, Any], Mapping[str, Any], ReasoningTags], float]
 CheckFn = Callable[[Mapping[str, Any]], str | None]

@@ -1,0 +1,47 @@
+"""An evaluation's or a playground generation's status changes: every one goes through
+``transition`` (the worker's claim and outcome, the reaper, the requeue's expiry), so the allowed
+transitions below hold and a finished job never changes again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from app.core.sql import update_one
+from app.domain.models import Evaluation, Generation, JobStatus, utcnow
+
+Job = Evaluation | Generation
+ALLOWED_JOB_TRANSITIONS: dict[JobStatus, set[JobStatus]] = {
+    JobStatus.queued: {JobStatus.running, JobStatus.failed},
+    JobStatus.running: {JobStatus.completed, JobStatus.failed},
+    JobStatus.completed: set(),
+    JobStatus.failed: set(),
+}
+
+
+def transition(
+    session: Session,
+    model: type[Job],
+    *,
+    job_id: int,
+    to: JobStatus,
+    only_if: ColumnElement[bool] | None = None,
+    **fields: Any,
+) -> bool:
+    """Atomically move the job to ``to`` if its status allows it; False otherwise (another
+    worker, the reaper or a redelivered task got there first). Commits."""
+    sources = [s for s, targets in ALLOWED_JOB_TRANSITIONS.items() if to in targets]
+    values: dict[str, Any] = {"status": to, **fields}
+    if to == JobStatus.running:
+        values.setdefault("started_at", utcnow())
+        values.setdefault("heartbeat_at", utcnow())
+    if not ALLOWED_JOB_TRANSITIONS[to]:
+        values.setdefault("finished_at", utcnow())
+    conditions = [model.id == job_id, model.status.in_(sources)]
+    if only_if is not None:
+        conditions.append(only_if)
+    changed = update_one(session, model, *conditions, **values)
+    session.commit()
+    return changed

@@ -1,0 +1,69 @@
+"""A run's status changes: every one goes through ``transition`` (web, worker and reaper alike), so
+the allowed transitions in ``models.ALLOWED_TRANSITIONS`` hold and terminal states never change.
+``enqueue`` hands a queued run to the workers by task name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement
+from sqlalchemy.orm import Session
+
+from app.core.sql import update_one
+from app.domain.errors import Conflict
+from app.domain.models import ALLOWED_TRANSITIONS, Run, RunStatus, utcnow
+from app.domain.publish import TRAIN_RUN, publish
+
+
+class RunStateError(Conflict):
+    """An illegal status change (e.g. cancelling a completed run)."""
+
+
+def transition(
+    session: Session,
+    *,
+    run_id: int,
+    to: RunStatus,
+    only_if: ColumnElement[bool] | None = None,
+    **fields: Any,
+) -> bool:
+    """Atomically move a run to ``to`` if its current status allows it. Returns False otherwise.
+
+    ``UPDATE … WHERE status IN (allowed sources)`` makes concurrent claims and redelivered tasks
+    harmless: exactly one caller wins. ``only_if`` adds a condition checked in the same statement
+    (the reaper: "and its heartbeat is still stale").
+    """
+    sources = [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
+    values: dict[str, Any] = {"status": to, **fields}
+    if to == RunStatus.running:
+        values.setdefault("started_at", utcnow())
+    if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
+        values.setdefault("finished_at", utcnow())
+        values.setdefault("eta_seconds", None)
+    conditions = [Run.id == run_id, Run.status.in_(sources)]
+    if only_if is not None:
+        conditions.append(only_if)
+    changed = update_one(session, Run, *conditions, **values)
+    session.commit()
+    return changed
+
+
+def enqueue(run: Run) -> None:
+    publish(TRAIN_RUN, run.id, queue=run.queue)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def duration_seconds(run: Run) -> float | None:
+    if run.started_at is None:
+        return None
+    end = run.finished_at or utcnow()
+    start = run.started_at
+    if start.tzinfo is None:  # SQLite hands back naive datetimes
+        end = end.replace(tzinfo=None)
+    return max(0.0, (end - start).total_seconds())
