@@ -55,7 +55,7 @@ def _user_error(_request: Request, exc: TuneDeckError) -> JSONResponse:
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
-    # Every web process reaps runs of dead workers (services/reaper.py; concurrent reapers agree).
+    # Every web process reaps runs of dead workers (domain/reaper.py; concurrent reapers agree).
     from app.core.db import SessionLocal
     from app.domain.reaper import ReaperThread
 

@@ -71,7 +71,7 @@ class RunPublic(BaseModel):
     device: str | None
     queue: str
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
-    # no worker took it (services/requeue.py).
+    # no worker took it (domain/requeue.py).
     published_at: datetime | None = None
     publish_count: int = 0
     cancel_requested: bool

@@ -114,7 +114,7 @@ def main() -> None:
     from app.core.db import SessionLocal, engine
     from app.domain import metrics
     from app.main import app
-    from app.services import compare_series
+    from app.services.compare import series as compare_series
 
     total = args.runs * args.steps * len(METRICS)
     fill_s, ids = timed(lambda: fill(SessionLocal, runs=args.runs, steps=args.steps))

@@ -23,7 +23,7 @@ from app.domain.runs import transition
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
-# Kept well under the reaper's threshold (see app/services/reaper.py).
+# Kept well under the reaper's threshold (see app/domain/reaper.py).
 HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
 PR_SET_PDEATHSIG = 1
 

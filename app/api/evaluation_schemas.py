@@ -1,5 +1,5 @@
 """Request bodies of the evaluation and playground API (responses are plain dicts built by
-services/evaluations.py, documented by the examples in docs)."""
+services/jobs/evaluations.py, documented by the examples in docs)."""
 
 from __future__ import annotations
 

@@ -43,12 +43,12 @@ class Settings(BaseSettings):
     default_queue: str = "training"
     # Seconds without a heartbeat before a running run, evaluation or playground generation is
     # marked failed ("worker lost"); with the reaper's pass every ≤ 10 s a dead worker is noticed
-    # within a minute (services/reaper.py).
+    # within a minute (domain/reaper.py).
     worker_lost_after_s: int = Field(default=45, ge=5)
     # Seconds a run or an evaluation may wait in the queue before its task is published again (a
     # broker that lost its messages, e.g. Redis restarted without persistence); the wait doubles
     # after each re-publish, up to an hour. A playground generation no worker took within this
-    # time fails instead (services/requeue.py). 0 turns both off.
+    # time fails instead (domain/requeue.py). 0 turns both off.
     requeue_after_s: int = Field(default=120, ge=0)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1

@@ -112,7 +112,7 @@ class Run(Base):
     resumed_from_step: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     # When the run's task was last published and how often since it was queued: the reaper
-    # publishes a long-queued run again with back-off (services/requeue.py).
+    # publishes a long-queued run again with back-off (domain/requeue.py).
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

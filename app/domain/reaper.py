@@ -10,7 +10,7 @@ seconds (at most T/4, so one slow write never looks like a death) and reapers lo
 ``reap_interval(T)`` seconds, so a dead worker's job is failed at most T + T/3 (≤ T + 10 s) after
 its last heartbeat: 55 s with the default T = 45.
 
-The same thread also runs the lost-message passes of services/requeue.py: queued runs and
+The same thread also runs the lost-message passes of domain/requeue.py: queued runs and
 evaluations are published again, stale queued playground generations fail.
 """
 

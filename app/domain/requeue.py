@@ -1,6 +1,6 @@
 """Lost messages: a queued run whose task message vanished (Redis restarted without persistence, the
 filesystem broker's folder wiped) would wait forever, so the reaper's passes (``ReaperThread`` in
-services/reaper.py) publish a run's task again to its queue once it has waited
+domain/reaper.py) publish a run's task again to its queue once it has waited
 ``settings.requeue_after_s`` (R) since its last publish.
 
 A duplicate is harmless: the task's claim is one conditional UPDATE, so the spare message finds

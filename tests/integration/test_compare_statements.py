@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.models import Checkpoint, RunStatus, Sample
-from app.services import compare_series
+from app.services.compare import series as compare_series
 from tests.integration.test_compare_api import db, make_run  # noqa: F401
 from tests.integration.test_runs_list import StatementCounter
 

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from app.domain.models import Dataset
 from app.domain.training_rows import prompt_token_count
-from app.services import tokens
+from app.services.datasets import tokens
 
 # Every prompt starts with a letter: after the template's "user\n" nothing merges across the
 # boundary, so each templated prompt is its raw tokens plus the template's own.

@@ -1,7 +1,7 @@
 import pytest
 
-from app.services.compare import CompareError, parse_names, parse_run_ids, summarize
-from app.services.compare_samples import nearest_step, side_by_side
+from app.services.compare.comparison import CompareError, parse_names, parse_run_ids, summarize
+from app.services.compare.samples import nearest_step, side_by_side
 
 NAN = float("nan")
 

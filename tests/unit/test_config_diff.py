@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from app.services.config_diff import DiffRow, config_diff, flatten, same, to_json_safe
+from app.services.compare.config_diff import DiffRow, config_diff, flatten, same, to_json_safe
 
 
 def grpo_config(**hyperparameters):

@@ -1,10 +1,10 @@
 """Launch refuses length settings under which training would drop every row, judged from the
-dataset's upload statistics (app.services.length_checks)."""
+dataset's upload statistics (app.services.jobs.length_checks)."""
 
 from __future__ import annotations
 
 from app.domain.catalogue import CATALOGUE_KEYS
-from app.services.length_checks import STATS_TOKENIZER_MODELS, prompt_length_problem
+from app.services.jobs.length_checks import STATS_TOKENIZER_MODELS, prompt_length_problem
 
 
 def stats(raw_min: int, templated_min: int | None = None) -> dict:

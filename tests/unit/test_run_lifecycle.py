@@ -21,7 +21,7 @@ from app.domain.models import (
     utcnow,
 )
 from app.domain.runs import RunStateError, transition
-from app.services.runs import request_cancel, resume_run
+from app.services.jobs.runs import request_cancel, resume_run
 from tests.factories import add_dataset
 
 S = RunStatus

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.sandbox import CustomRewardError, CustomRewardFunction
 from app.domain.rewards import ReasoningTags, RewardConfigError
 from app.domain.rewards.run_rewards import (
     CUSTOM_TEMPLATE,
@@ -12,6 +11,7 @@ from app.domain.rewards.run_rewards import (
     reward_catalogue,
     validate_run_rewards,
 )
+from app.domain.sandbox import CustomRewardError, CustomRewardFunction
 
 CODE = "def reward(completions, **kwargs):\n    return [float(len(c) > 3) for c in completions]\n"
 

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from app.services.series import downsample, ema
+from app.services.compare.downsample import downsample, ema
 
 NAN = float("nan")
 INF = float("inf")

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from app.services.strategy import (
+from app.services.wizard.decision_tree import (
     ANSWER_TYPES,
     HYPERPARAMETER_PRESETS,
     LEAVES,

@@ -9,8 +9,8 @@ import pytest
 
 from app.domain.prompts import format_prompts
 from app.domain.training_rows import prompt_token_count
-from app.services import tokens
-from app.services.dataset_stats import TEMPLATED_PROMPT, length_stats
+from app.services.datasets import tokens
+from app.services.datasets.stats import TEMPLATED_PROMPT, length_stats
 
 ROWS = {
     "prompt_only": [{"prompt": "What is 2+2?", "answer": "4"},

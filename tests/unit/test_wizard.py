@@ -6,9 +6,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from app.services.flowchart import flowchart
-from app.services.strategy import LEAVES, MissingAnswer, StrategyAnswers
-from app.services.wizard import (
+from app.services.wizard.advice import (
     InvalidAnswer,
     advise,
     answered_path,
@@ -16,6 +14,8 @@ from app.services.wizard import (
     launch_url,
     parse_answers,
 )
+from app.services.wizard.decision_tree import LEAVES, MissingAnswer, StrategyAnswers
+from app.services.wizard.flowchart import flowchart
 
 T = 1000
 

@@ -11,8 +11,11 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from app.api.deps import RunDep, SessionDep
 from app.api.templating import templates
 from app.core.db import SessionLocal
-from app.services import compare, compare_export, compare_series, health
-from app.services.compare_samples import samples_payload
+from app.services.compare import comparison as compare
+from app.services.compare import export as compare_export
+from app.services.compare import health
+from app.services.compare import series as compare_series
+from app.services.compare.samples import samples_payload
 
 router = APIRouter(tags=["compare"])
 

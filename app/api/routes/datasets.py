@@ -11,8 +11,8 @@ from fastapi.concurrency import run_in_threadpool
 from app.api.deps import DatasetDep, SessionDep, StoreDep
 from app.core.config import settings
 from app.schemas import DatasetPublic
-from app.services import datasets as service
-from app.services.uploads import receive_upload
+from app.services.datasets import records as service
+from app.services.datasets.uploads import receive_upload
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from app.api.deps import SessionDep
 from app.api.templating import templates
 from app.domain.models import Checkpoint, Evaluation, Run
-from app.services import evaluations as service
+from app.services.jobs import evaluations as service
 
 router = APIRouter(include_in_schema=False)
 

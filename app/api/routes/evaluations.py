@@ -15,7 +15,7 @@ from app.domain.evaluations import create_evaluation as create_evaluation_job
 from app.domain.models import Evaluation, Generation, Run
 from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic
-from app.services import evaluations as service
+from app.services.jobs import evaluations as service
 
 router = APIRouter(tags=["evaluations"])
 

@@ -15,10 +15,10 @@ from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.models import Checkpoint, Dataset, Run
-from app.services import datasets as dataset_service
-from app.services import launch
-from app.services import runs as run_service
-from app.services.dataset_formats import DatasetError
+from app.services.datasets import records as dataset_service
+from app.services.datasets.formats import DatasetError
+from app.services.jobs import launch
+from app.services.jobs import runs as run_service
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,8 +10,8 @@ from app.domain import metrics
 from app.domain.errors import NotFound
 from app.domain.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
-from app.services import launch
-from app.services import runs as service
+from app.services.jobs import launch
+from app.services.jobs import runs as service
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 

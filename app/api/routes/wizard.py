@@ -17,16 +17,16 @@ from app.core.paths import DEMO_DATA_DIR
 from app.domain.errors import NotFound
 from app.domain.models import Dataset
 from app.schemas import StrategyAdvice, StrategyRequest
-from app.services import datasets as dataset_service
-from app.services import wizard
-from app.services.flowchart import flowchart
-from app.services.strategy import (
+from app.services.datasets import records as dataset_service
+from app.services.wizard import advice as wizard
+from app.services.wizard.advice import ANSWER_TYPE_LABELS, LEAF_ANSWER_TYPES, InvalidAnswer
+from app.services.wizard.decision_tree import (
     QUESTIONS,
     PathStep,
     StrategyAnswers,
     next_question,
 )
-from app.services.wizard import ANSWER_TYPE_LABELS, LEAF_ANSWER_TYPES, InvalidAnswer
+from app.services.wizard.flowchart import flowchart
 
 router = APIRouter()
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.domain import metrics
 from app.domain.metrics import decode_value
 from app.domain.models import TERMINAL_STATUSES, Metric, Run
-from app.services.series import downsample
+from app.services.compare.downsample import downsample
 
 Point = tuple[int, float]
 # Cached series (one per run and metric): a 1000-point series is about 100 KB of tuples, so

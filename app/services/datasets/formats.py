@@ -22,8 +22,8 @@ from app.domain.dataset_rules import (
     DatasetError,
     check_format_for_strategy,
 )
-from app.services.dataset_files import describe, read_file, row_label
-from app.services.dataset_stats import length_stats, rows_for_preview
+from app.services.datasets.files import describe, read_file, row_label
+from app.services.datasets.stats import length_stats, rows_for_preview
 
 __all__ = [
     "DatasetError",

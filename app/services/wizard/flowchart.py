@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.services.strategy import LEAVES, MissingAnswer, PathStep, StrategyAnswers, recommend
+from app.services.wizard.decision_tree import (
+    LEAVES,
+    MissingAnswer,
+    PathStep,
+    StrategyAnswers,
+    recommend,
+)
 
 WIDTH, HEIGHT = 960, 440
 QUESTION_SIZE = (200, 48)

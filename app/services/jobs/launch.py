@@ -26,9 +26,9 @@ from app.domain.sandbox import CustomRewardError
 from app.domain.sandbox import dry_run_custom_reward as dry_run
 from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic, RunCreate, RunPublic
-from app.services import runs as run_service
-from app.services.dataset_formats import DatasetError, check_format_for_strategy
-from app.services.length_checks import prompt_length_problem
+from app.services.datasets.formats import DatasetError, check_format_for_strategy
+from app.services.jobs import runs as run_service
+from app.services.jobs.length_checks import prompt_length_problem
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 

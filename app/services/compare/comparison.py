@@ -19,8 +19,10 @@ from app.domain import runs
 from app.domain.checkpoints import best_checkpoints
 from app.domain.errors import Invalid, NotFound
 from app.domain.models import Checkpoint, Run
-from app.services import compare_axes, compare_series, config_diff, health
-from app.services.compare_samples import samples_payload
+from app.services.compare import axes as compare_axes
+from app.services.compare import config_diff, health
+from app.services.compare import series as compare_series
+from app.services.compare.samples import samples_payload
 
 MAX_RUNS = 20
 DEFAULT_MAX_POINTS = 1000

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.domain.models import Metric, Run
-from app.services.compare_series import Point, cache, cache_tag
+from app.services.compare.series import Point, cache, cache_tag
 
 # Points of the step -> elapsed seconds / epoch lookups sent per run for the x-axis choices.
 AXIS_POINTS = 400

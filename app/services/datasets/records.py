@@ -13,8 +13,13 @@ from sqlalchemy.orm import Session
 from app.core.storage import ArtifactStore
 from app.domain.models import Dataset
 from app.domain.training_rows import read_dataset_rows
-from app.services import tokens
-from app.services.dataset_formats import DatasetError, length_stats, parse_dataset, rows_for_preview
+from app.services.datasets import tokens
+from app.services.datasets.formats import (
+    DatasetError,
+    length_stats,
+    parse_dataset,
+    rows_for_preview,
+)
 
 ALLOWED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 

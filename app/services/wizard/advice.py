@@ -1,5 +1,6 @@
-"""The strategy wizard around the decision tree (app.services.strategy): answers read from a query
-string, the advice POST /api/strategy and the /wizard page show, and the pre-filled launch link.
+"""The strategy wizard around the decision tree (app.services.wizard.decision_tree): answers read
+from a query string, the advice POST /api/strategy and the /wizard page show, and the pre-filled
+launch link.
 
 Pure functions: the caller looks up datasets and settings and passes in what they say.
 """
@@ -12,8 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.domain.errors import Invalid
-from app.services.dataset_formats import FORMAT_LABELS, STRATEGY_FORMATS
-from app.services.strategy import (
+from app.services.datasets.formats import FORMAT_LABELS, STRATEGY_FORMATS
+from app.services.wizard.decision_tree import (
     ANSWER_TYPES,
     MissingAnswer,
     PathStep,
