@@ -1,11 +1,17 @@
-"""Request bodies of the evaluation and playground API (responses are plain dicts built by
-services/jobs/evaluations.py, documented by the examples in docs)."""
+"""Request bodies and responses of the evaluation and playground API."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from app.domain.json_values import json_safe
+from app.domain.models import JobStatus
+
+# Stored scores may hold NaN (a failed reward); JSON gets null.
+JsonSafe = Annotated[Any, BeforeValidator(json_safe)]
 
 
 class EvaluationCreate(BaseModel):
@@ -37,3 +43,57 @@ class GenerationCreate(BaseModel):
     temperature: float = Field(default=0.7, ge=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=128, ge=1, le=2048)
+
+
+class EvaluationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int | None
+    checkpoint_step: int | None
+    base_model: str
+    strategy: str
+    dataset_id: int | None
+    split: str
+    scorers: list[dict[str, Any]]
+    params: dict[str, Any]
+    status: JobStatus
+    error: str | None
+    progress: float | None
+    results: Annotated[dict[str, Any], BeforeValidator(lambda v: json_safe(v or {}))]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class EvaluationExamplePublic(BaseModel):
+    index: int
+    prompt: str | None
+    reference: str | None
+    base_output: str | None
+    tuned_output: str | None
+    base_scores: JsonSafe
+    tuned_scores: JsonSafe
+    tuned_vs_base: Literal["better", "worse", "same"]
+
+
+class EvaluationExamplesPage(BaseModel):
+    total: int
+    primary: str | None
+    examples: list[EvaluationExamplePublic]
+
+
+class GenerationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    checkpoint_step: int
+    prompt: str
+    params: dict[str, Any]
+    status: JobStatus
+    base_output: str | None
+    tuned_output: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None

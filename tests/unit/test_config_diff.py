@@ -167,7 +167,7 @@ def test_to_json_safe_round_trips_through_strict_json():
     data = to_json_safe(rows)
     text = json.dumps(data, allow_nan=False)
     assert json.loads(text) == [
-        {"key": "x", "values": {"1": "nan", "2": 1.0}, "differs": True},
-        {"key": "y", "values": {"1": [1, "inf"], "2": [1, 2]}, "differs": True},
+        {"key": "x", "values": {"1": None, "2": 1.0}, "differs": True},
+        {"key": "y", "values": {"1": [1, None], "2": [1, 2]}, "differs": True},
     ]
     assert math.isnan(rows[0].values[1])  # the rows themselves are untouched

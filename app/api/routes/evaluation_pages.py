@@ -7,9 +7,9 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from app.api.deps import SessionDep
+from app.api.evaluation_schemas import EvaluationPublic
 from app.api.templating import templates
 from app.domain.models import Checkpoint, Evaluation, Run
-from app.services.jobs import evaluations as service
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,7 +22,8 @@ def evaluation_page(evaluation_id: int, request: Request, session: SessionDep) -
                                           {"what": f"Evaluation {evaluation_id}"}, status_code=404)
     run = session.get(Run, evaluation.run_id) if evaluation.run_id else None
     return templates.TemplateResponse(request, "evaluations/detail.html", {
-        "evaluation": service.evaluation_public(evaluation), "run": run, "active_nav": "runs"})
+        "evaluation": EvaluationPublic.model_validate(evaluation).model_dump(),
+        "run": run, "active_nav": "runs"})
 
 
 @router.get("/playground", response_class=HTMLResponse)

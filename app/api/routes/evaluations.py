@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from app.api.deps import RunDep, SessionDep
-from app.api.evaluation_schemas import BestCheckpointChoice, EvaluationCreate, GenerationCreate
+from app.api.evaluation_schemas import (
+    BestCheckpointChoice,
+    EvaluationCreate,
+    EvaluationExamplesPage,
+    EvaluationPublic,
+    GenerationCreate,
+    GenerationPublic,
+)
 from app.core.storage import store
 from app.domain.errors import NotFound
 from app.domain.evaluation_rows import row_prompt_text
@@ -27,17 +34,17 @@ def _load(session, model, item_id: int, what: str):  # type: ignore[no-untyped-d
     return row
 
 
-@router.post("/api/runs/{run_id}/evaluations", status_code=201)
-def create_evaluation(run: RunDep, body: EvaluationCreate, session: SessionDep) -> dict:
+@router.post("/api/runs/{run_id}/evaluations", status_code=201, response_model=EvaluationPublic)
+def create_evaluation(run: RunDep, body: EvaluationCreate, session: SessionDep) -> Any:
     """Queue an evaluation of a checkpoint (step or "best") against the base model."""
     evaluation = create_evaluation_job(session, run=run, **body.model_dump())
-    return service.evaluation_public(evaluation)
+    return EvaluationPublic.model_validate(evaluation)
 
 
-@router.get("/api/runs/{run_id}/evaluations")
-def list_run_evaluations(run: RunDep, session: SessionDep) -> list[dict]:
+@router.get("/api/runs/{run_id}/evaluations", response_model=list[EvaluationPublic])
+def list_run_evaluations(run: RunDep, session: SessionDep) -> Any:
     """A run's evaluations, newest first."""
-    return [service.evaluation_public(e)
+    return [EvaluationPublic.model_validate(e)
             for e in service.list_evaluations(session, run_ids=[run.id])]
 
 
@@ -49,27 +56,28 @@ def choose_best_checkpoint(run: RunDep, body: BestCheckpointChoice, session: Ses
     return CheckpointPublic.model_validate(checkpoint)
 
 
-@router.get("/api/evaluations")
+@router.get("/api/evaluations", response_model=list[EvaluationPublic])
 def list_evaluations(session: SessionDep,
-                     run_ids: str = Query(pattern=r"^\d+(,\d+)*$", examples=["1,2"])) -> list[dict]:
+                     run_ids: str = Query(pattern=r"^\d+(,\d+)*$", examples=["1,2"])) -> Any:
     """Evaluations of several runs (the compare page), newest first."""
     ids = [int(i) for i in run_ids.split(",")][:50]
-    return [service.evaluation_public(e) for e in service.list_evaluations(session, run_ids=ids)]
+    return [EvaluationPublic.model_validate(e)
+            for e in service.list_evaluations(session, run_ids=ids)]
 
 
-@router.get("/api/evaluations/{evaluation_id}")
-def get_evaluation(evaluation_id: int, session: SessionDep) -> dict:
+@router.get("/api/evaluations/{evaluation_id}", response_model=EvaluationPublic)
+def get_evaluation(evaluation_id: int, session: SessionDep) -> Any:
     """Status, progress and per-score base and tuned values with intervals."""
-    return service.evaluation_public(_load(session, Evaluation, evaluation_id, "evaluation"))
+    return EvaluationPublic.model_validate(_load(session, Evaluation, evaluation_id, "evaluation"))
 
 
-@router.get("/api/evaluations/{evaluation_id}/examples")
+@router.get("/api/evaluations/{evaluation_id}/examples", response_model=EvaluationExamplesPage)
 def get_examples(
     evaluation_id: int, session: SessionDep,
     sort: str = Query(default="index", pattern="^(index|diff|-diff)$"),
     filter: str = Query(default="all", pattern="^(all|tuned_worse|tuned_better|same)$"),
     limit: int = Query(default=200, ge=1, le=1000), offset: int = Query(default=0, ge=0),
-) -> dict[str, Any]:
+) -> Any:
     """Per-example prompt, reference, outputs and scores; sort by diff, filter e.g. tuned_worse."""
     evaluation = _load(session, Evaluation, evaluation_id, "evaluation")
     total, rows = service.examples(session, evaluation=evaluation, sort=sort, filter=filter,
@@ -78,28 +86,19 @@ def get_examples(
             "examples": rows}
 
 
-@router.post("/api/playground", status_code=202)
-def create_generation(body: GenerationCreate, session: SessionDep) -> dict:
+@router.post("/api/playground", status_code=202, response_model=GenerationPublic)
+def create_generation(body: GenerationCreate, session: SessionDep) -> Any:
     """Queue a prompt for the base model and the adapter; poll GET /api/playground/{id}."""
     run = _load(session, Run, body.run_id, "run")
     generation = service.create_generation(session, run=run,
                                            **body.model_dump(exclude={"run_id"}))
-    return generation_public(generation)
+    return GenerationPublic.model_validate(generation)
 
 
-@router.get("/api/playground/{generation_id}")
-def get_generation(generation_id: int, session: SessionDep) -> dict:
+@router.get("/api/playground/{generation_id}", response_model=GenerationPublic)
+def get_generation(generation_id: int, session: SessionDep) -> Any:
     """A playground request: status and each answer as soon as it exists."""
-    return generation_public(_load(session, Generation, generation_id, "generation"))
-
-
-def generation_public(generation: Generation) -> dict:
-    return {"id": generation.id, "run_id": generation.run_id,
-            "checkpoint_step": generation.checkpoint_step, "prompt": generation.prompt,
-            "params": generation.params, "status": generation.status.value,
-            "base_output": generation.base_output, "tuned_output": generation.tuned_output,
-            "error": generation.error, "created_at": generation.created_at,
-            "finished_at": generation.finished_at}
+    return GenerationPublic.model_validate(_load(session, Generation, generation_id, "generation"))
 
 
 @router.get("/api/runs/{run_id}/prompts")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.api.deps import RunDep, SessionDep, StoreDep
 from app.domain import metrics
 from app.domain.errors import NotFound
+from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
 from app.services.jobs import launch
@@ -55,7 +56,7 @@ def get_metrics(
     series = metrics.read_series(session, run_ids=[run.id], names=wanted).get(run.id, {})
     return {
         "metrics": {
-            name: [[s, launch.json_float(v)] for s, v in points] for name, points in series.items()
+            name: [[s, finite_or_none(v)] for s, v in points] for name, points in series.items()
         }
     }
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.domain import runs
 from app.domain.checkpoints import best_checkpoints
 from app.domain.errors import Invalid, NotFound
+from app.domain.json_values import finite_or_none
 from app.domain.models import Checkpoint, Run
 from app.services.compare import axes as compare_axes
 from app.services.compare import config_diff, health
@@ -68,11 +69,6 @@ def parse_names(text: str | None) -> list[str] | None:
     """``"loss, reward"`` -> ``["loss", "reward"]``; None (all metrics) when empty."""
     names = [name.strip() for name in (text or "").split(",") if name.strip()]
     return list(dict.fromkeys(names)) or None
-
-
-def json_number(value: float) -> float | None:
-    # JSON has no NaN/inf; a gap in the chart is the honest rendering.
-    return value if math.isfinite(value) else None
 
 
 def summarize(series: Mapping[str, list[tuple[int, float]]]) -> dict[str, dict[str, Any]]:
@@ -126,7 +122,7 @@ def run_summary(run: Run, colour: int, names: list[str],
         "url": f"/runs/{run.id}", "metric_names": names,
         "best_checkpoint": None if best is None else {
             "step": best.step, "metric_name": best.metric_name,
-            "metric_value": None if best.metric_value is None else json_number(best.metric_value),
+            "metric_value": finite_or_none(best.metric_value),
             "download_url": f"/api/runs/{run.id}/checkpoints/{best.step}/download",
         },
         "summary": summarize(series),
@@ -159,7 +155,7 @@ def build_comparison(
                  for i, run in enumerate(run_list)],
         "metric_names": sorted({name for names_ in logged.values() for name in names_}),
         "max_points": max_points,
-        "metrics": {str(run.id): {name: [[s, json_number(v)] for s, v in series[run.id][name]]
+        "metrics": {str(run.id): {name: [[s, finite_or_none(v)] for s, v in series[run.id][name]]
                                   for name in wanted[run.id]} for run in run_list},
         "x": {str(run_id): axes for run_id, axes in
               compare_axes.x_axes(session, runs=run_list, series=series).items()},

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from app.domain.json_values import json_safe
+
 # Shown first, in this order: they say what was trained on what.
 IDENTITY_KEYS = ("strategy", "base_model", "dataset")
 
@@ -102,22 +104,12 @@ def _sort_key(key: str) -> tuple[int, str]:
 
 
 def to_json_safe(rows: list[DiffRow]) -> list[dict[str, Any]]:
-    """Rows as plain JSON: run ids as string keys, NaN/inf as strings (JSON has neither)."""
+    """Rows as plain JSON: run ids as string keys, NaN/inf as null (JSON has neither)."""
     return [
         {
             "key": row.key,
-            "values": {str(run_id): _json_value(v) for run_id, v in row.values.items()},
+            "values": {str(run_id): json_safe(v) for run_id, v in row.values.items()},
             "differs": row.differs,
         }
         for row in rows
     ]
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # "nan", "inf", "-inf"
-    if isinstance(value, list | tuple):
-        return [_json_value(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    return value

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from app.domain.json_values import json_safe
 from app.domain.models import Sample
 
 # Completions shown per run and prompt: GRPO samples num_generations of each.
@@ -61,15 +61,9 @@ def samples_payload(
     shown_rows = select(Sample).where(or_(*at_shown)).order_by(Sample.run_id, Sample.id)
     for r in session.scalars(shown_rows):
         rows_by_run[r.run_id].append({"prompt": r.prompt, "completion": r.completion,
-                                      "rewards": _finite_or_none(r.rewards or {})})
+                                      "rewards": json_safe(r.rewards or {})})
     return {
         "steps": all_steps, "step": target,
         "shown": {str(run_id): at for run_id, at in shown.items()},
         "prompts": side_by_side(rows_by_run),
     }
-
-
-def _finite_or_none(rewards: Mapping[str, Any]) -> dict[str, Any]:
-    # JSON has no NaN; a reward function that failed on a completion may have stored one.
-    return {name: None if isinstance(v, float) and not math.isfinite(v) else v
-            for name, v in rewards.items()}

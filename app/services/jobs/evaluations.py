@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.domain.evaluations import EvaluationError, resolve_checkpoint
+from app.domain.json_values import json_safe
 from app.domain.models import (
     Checkpoint,
     Evaluation,
@@ -29,29 +30,6 @@ EXAMPLE_SORTS = ("index", "diff", "-diff")
 def list_evaluations(session: Session, *, run_ids: list[int]) -> list[Evaluation]:
     return list(session.scalars(select(Evaluation).where(Evaluation.run_id.in_(run_ids))
                                 .order_by(Evaluation.id.desc())))
-
-
-def evaluation_public(evaluation: Evaluation) -> dict[str, Any]:
-    return {
-        "id": evaluation.id, "run_id": evaluation.run_id,
-        "checkpoint_step": evaluation.checkpoint_step, "base_model": evaluation.base_model,
-        "strategy": evaluation.strategy, "dataset_id": evaluation.dataset_id,
-        "split": evaluation.split, "scorers": evaluation.scorers, "params": evaluation.params,
-        "status": evaluation.status.value, "error": evaluation.error,
-        "progress": evaluation.progress, "results": json_safe(evaluation.results or {}),
-        "created_at": evaluation.created_at, "started_at": evaluation.started_at,
-        "finished_at": evaluation.finished_at,
-    }
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_safe(v) for v in value]
-    return value
 
 
 def examples(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -141,10 +140,6 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
     )
     runs.enqueue(run)
     return run
-
-
-def json_float(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def run_public(session: Session, run: Run) -> RunPublic:
