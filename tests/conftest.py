@@ -218,3 +218,20 @@ def client(migrated_app):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+LIVE_FIXTURES = {"live_server", "live_server_postgres", "any_live_server"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests are marked `browser` and tests on live servers `slow`, so that
+    `python -m pytest -m "not slow and not browser"` is a loop of seconds while developing."""
+    starts_servers: dict[str, bool] = {}
+    for item in items:
+        path = str(item.fspath)
+        if "/tests/e2e/" in path:
+            item.add_marker(pytest.mark.browser)
+        if path not in starts_servers:
+            starts_servers[path] = "start_server(" in Path(path).read_text()
+        if starts_servers[path] or LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from app.domain.models import Dataset
+from app.domain.models import Checkpoint, Dataset, Run, RunStatus
 
 
 def add_dataset(session, *, name: str = "d", num_rows: int = 1,
@@ -18,3 +18,25 @@ def add_dataset(session, *, name: str = "d", num_rows: int = 1,
     session.add(dataset)
     session.flush()
     return dataset
+
+
+def add_run(session, *, dataset: Dataset | None = None, status: RunStatus = RunStatus.queued,
+            name: str = "r", strategy: str = "sft", base_model: str = "m", **fields: Any) -> Run:
+    """A run row on ``dataset`` (a placeholder one when omitted), committed."""
+    fields.setdefault("hyperparameters", {})
+    run = Run(name=name, strategy=strategy, base_model=base_model, status=status,
+              dataset=dataset or add_dataset(session, name=f"data-{name}", columns=("prompt",)),
+              **fields)
+    session.add(run)
+    session.commit()
+    return run
+
+
+def add_checkpoint(session, *, run: Run, step: int, storage_key: str | None = None,
+                   **fields: Any) -> Checkpoint:
+    """A checkpoint row of ``run`` at ``step`` (no files behind it unless the caller adds them)."""
+    checkpoint = Checkpoint(run_id=run.id, step=step,
+                            storage_key=storage_key or f"runs/{run.id}/checkpoint-{step}", **fields)
+    session.add(checkpoint)
+    session.commit()
+    return checkpoint

@@ -7,12 +7,13 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from app.core.db import session_scope
 from app.core.storage import ArtifactStore
 from app.domain import checkpoints, metrics
 from app.domain.models import Run, Sample, utcnow
+from app.domain.progress import record_progress
 
 
 class DbReporter:
@@ -133,11 +134,8 @@ class DbReporter:
         if not self._progress:
             return
         self._last_progress_write = time.monotonic()
-        statement = (
-            update(Run).where(Run.id == self.run_id).values(**self._progress, heartbeat_at=utcnow())
-        )
         if session is not None:
-            session.execute(statement)
+            record_progress(session, Run, self.run_id, **self._progress)
             return
         with session_scope() as own:
-            own.execute(statement)
+            record_progress(own, Run, self.run_id, **self._progress)

@@ -18,6 +18,7 @@ from celery.signals import worker_ready
 from app.core.config import settings
 from app.core.db import session_scope
 from app.domain.models import Run, RunStatus, utcnow
+from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import transition
 from worker.celery_app import celery_app
@@ -108,15 +109,9 @@ def wait_heartbeating(child: subprocess.Popen[bytes], model: type[Live], row_id:
 
 
 def _heartbeat(model: type[Live], row_id: int) -> None:
-    from sqlalchemy import update
-
     try:
         with session_scope() as session:
-            session.execute(
-                update(model)
-                .where(model.id == row_id, model.status == "running")
-                .values(heartbeat_at=utcnow())
-            )
+            record_progress(session, model, row_id)
     except Exception:  # a database blip must not abandon the child; retry next beat
         log.exception("heartbeat for %s %s failed", model.__tablename__, row_id)
 

@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 
 from app.domain import metrics
-from app.domain.models import Checkpoint, Run, RunStatus, Sample, utcnow
-from tests.factories import add_dataset
+from app.domain.models import Run, RunStatus, Sample, utcnow
+from tests.factories import add_checkpoint, add_dataset
 
 
 @pytest.fixture
@@ -48,9 +48,8 @@ def make_run(session, *, name="run", status=RunStatus.completed, steps=20, strat
 def test_compare_two_runs(client, db):
     a = make_run(db, name="a", hyperparameters={"learning_rate": 1e-4, "lora_r": 8})
     b = make_run(db, name="b", steps=30, hyperparameters={"learning_rate": 3e-4, "lora_r": 8})
-    db.add(Checkpoint(run_id=b.id, step=30, storage_key="x", metric_name="loss",
-                      metric_value=0.07, is_best=True))
-    db.commit()
+    add_checkpoint(db, run=b, step=30, storage_key="x", metric_name="loss", metric_value=0.07,
+                   is_best=True)
 
     body = client.get(f"/api/compare?run_ids={b.id},{a.id}").json()
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.core.config import settings
 from app.domain.models import Run, RunStatus, utcnow
-from tests.factories import add_dataset
+from tests.factories import add_dataset, add_run
 
 
 @pytest.fixture
@@ -23,14 +23,11 @@ def db(client):
 
 def make_run(session, *, queue: str, status=RunStatus.queued, waited_s: float = 0,
              publish_count: int = 1) -> Run:
-    dataset = add_dataset(session, name="queue-notice")
     published = utcnow() - timedelta(seconds=waited_s)
-    run = Run(name=f"queued-on-{queue}", strategy="sft", base_model="tiny",
-              dataset_id=dataset.id, hyperparameters={}, queue=queue, status=status,
-              created_at=published, published_at=published, publish_count=publish_count)
-    session.add(run)
-    session.commit()
-    return run
+    return add_run(session, name=f"queued-on-{queue}", base_model="tiny",
+                   dataset=add_dataset(session, name="queue-notice"), queue=queue,
+                   status=status, created_at=published, published_at=published,
+                   publish_count=publish_count)
 
 
 def tag(page: str, element_id: str) -> str:

@@ -21,7 +21,7 @@ from app.domain.requeue import (
     requeue_interval,
     requeue_lost_runs,
 )
-from tests.factories import add_dataset
+from tests.factories import add_run
 
 R = 60
 T0 = utcnow().replace(microsecond=0)
@@ -45,14 +45,9 @@ def messages(queue: str) -> int:
 
 
 def make_run(session, queue: str = "training", status=RunStatus.queued, **fields) -> Run:
-    dataset = add_dataset(session, columns=("prompt",))
     fields.setdefault("published_at", T0)
     fields.setdefault("publish_count", 1)
-    run = Run(name="r", strategy="sft", base_model="m", dataset=dataset, status=status,
-              queue=queue, hyperparameters={}, created_at=T0, **fields)
-    session.add(run)
-    session.commit()
-    return run
+    return add_run(session, status=status, queue=queue, created_at=T0, **fields)
 
 
 def test_interval_doubles_per_publish_up_to_the_cap():

@@ -14,7 +14,6 @@ from app.domain import reaper
 from app.domain.models import (
     ALLOWED_TRANSITIONS,
     Base,
-    Checkpoint,
     Metric,
     Run,
     RunStatus,
@@ -22,7 +21,7 @@ from app.domain.models import (
 )
 from app.domain.runs import RunStateError, transition
 from app.services.jobs.runs import request_cancel, resume_run
-from tests.factories import add_dataset
+from tests.factories import add_checkpoint, add_run
 
 S = RunStatus
 
@@ -43,12 +42,7 @@ def store(tmp_path):
 
 
 def make_run(session, status=S.queued, **fields) -> Run:
-    dataset = add_dataset(session, columns=("prompt",))
-    run = Run(name="r", strategy="sft", base_model="m", dataset=dataset, status=status,
-              hyperparameters={}, **fields)
-    session.add(run)
-    session.commit()
-    return run
+    return add_run(session, status=status, **fields)
 
 
 def test_completed_is_final_and_failed_cancelled_only_requeue():
@@ -91,8 +85,7 @@ def _checkpoint(session, store, run, step, *, complete=True):
     folder.mkdir(parents=True)
     if complete:
         (folder / "trainer_state.json").write_text("{}")
-    session.add(Checkpoint(run_id=run.id, step=step, storage_key=key))
-    session.commit()
+    add_checkpoint(session, run=run, step=step, storage_key=key)
 
 
 def test_resume_from_latest_usable_checkpoint(session, store):

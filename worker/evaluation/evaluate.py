@@ -15,6 +15,7 @@ from app.domain import evaluation_rows as row_tools
 from app.domain import scorers as S
 from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Checkpoint, Dataset, Evaluation, EvaluationExample, Run
+from app.domain.progress import record_progress
 from app.domain.rewards import ReasoningTags
 from app.domain.training_rows import read_rows
 from worker.evaluation.generate import Models, Sampling, answer_logprobs, generate, load_models
@@ -72,8 +73,7 @@ def adapter_dir(run_id: int, step: int):  # type: ignore[no-untyped-def]
 
 def set_progress(evaluation_id: int, fraction: float) -> None:
     with session_scope() as session:
-        session.execute(update(Evaluation).where(Evaluation.id == evaluation_id)
-                        .values(progress=round(min(1.0, fraction), 4)))
+        record_progress(session, Evaluation, evaluation_id, progress=round(min(1.0, fraction), 4))
 
 
 def run_evaluation(evaluation_id: int) -> None:
