@@ -6,6 +6,7 @@ Concurrent callers are then harmless: exactly one of them sees its row change. T
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, CursorResult, update
@@ -19,3 +20,18 @@ def update_one(session: Session, model: type, *where: ColumnElement[bool], **val
         update(model).where(*where).values(**values).execution_options(synchronize_session=False)
     ))
     return result.rowcount == 1
+
+
+def transition_row(session: Session, model: Any, *, row_id: int, to: Any,
+                   allowed: Mapping[Any, set], only_if: ColumnElement[bool] | None = None,
+                   **values: Any) -> bool:
+    """Move row ``row_id`` to status ``to`` if ``allowed`` (status -> reachable statuses) lets
+    its current status go there, checked in the UPDATE itself (``only_if`` adds a condition to
+    the same statement); commits and returns whether it moved."""
+    sources = [status for status, targets in allowed.items() if to in targets]
+    conditions = [model.id == row_id, model.status.in_(sources)]
+    if only_if is not None:
+        conditions.append(only_if)
+    changed = update_one(session, model, *conditions, status=to, **values)
+    session.commit()
+    return changed

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from app.core.sql import update_one
+from app.core.sql import transition_row
 from app.domain.models import Evaluation, Generation, JobStatus, utcnow
 
 Job = Evaluation | Generation
@@ -32,16 +32,10 @@ def transition(
 ) -> bool:
     """Atomically move the job to ``to`` if its status allows it; False otherwise (another
     worker, the reaper or a redelivered task got there first). Commits."""
-    sources = [s for s, targets in ALLOWED_JOB_TRANSITIONS.items() if to in targets]
-    values: dict[str, Any] = {"status": to, **fields}
     if to == JobStatus.running:
-        values.setdefault("started_at", utcnow())
-        values.setdefault("heartbeat_at", utcnow())
+        fields.setdefault("started_at", utcnow())
+        fields.setdefault("heartbeat_at", utcnow())
     if not ALLOWED_JOB_TRANSITIONS[to]:
-        values.setdefault("finished_at", utcnow())
-    conditions = [model.id == job_id, model.status.in_(sources)]
-    if only_if is not None:
-        conditions.append(only_if)
-    changed = update_one(session, model, *conditions, **values)
-    session.commit()
-    return changed
+        fields.setdefault("finished_at", utcnow())
+    return transition_row(session, model, row_id=job_id, to=to, allowed=ALLOWED_JOB_TRANSITIONS,
+                          only_if=only_if, **fields)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
-from app.core.sql import update_one
+from app.core.sql import transition_row
 from app.domain.errors import Conflict
 from app.domain.models import ALLOWED_TRANSITIONS, Run, RunStatus, utcnow
 from app.domain.publish import TRAIN_RUN, publish
@@ -34,19 +34,13 @@ def transition(
     harmless: exactly one caller wins. ``only_if`` adds a condition checked in the same statement
     (the reaper: "and its heartbeat is still stale").
     """
-    sources = [s for s, targets in ALLOWED_TRANSITIONS.items() if to in targets]
-    values: dict[str, Any] = {"status": to, **fields}
     if to == RunStatus.running:
-        values.setdefault("started_at", utcnow())
+        fields.setdefault("started_at", utcnow())
     if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
-        values.setdefault("finished_at", utcnow())
-        values.setdefault("eta_seconds", None)
-    conditions = [Run.id == run_id, Run.status.in_(sources)]
-    if only_if is not None:
-        conditions.append(only_if)
-    changed = update_one(session, Run, *conditions, **values)
-    session.commit()
-    return changed
+        fields.setdefault("finished_at", utcnow())
+        fields.setdefault("eta_seconds", None)
+    return transition_row(session, Run, row_id=run_id, to=to, allowed=ALLOWED_TRANSITIONS,
+                          only_if=only_if, **fields)
 
 
 def enqueue(run: Run) -> None:
