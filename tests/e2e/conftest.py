@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# The README's pictures are refreshed only when asked: TUNEDECK_SCREENSHOTS=1 python -m pytest
+# tests/e2e. Otherwise they go to a temporary folder, so a test run never rewrites tracked files.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WRITE_DOCS = os.environ.get("TUNEDECK_SCREENSHOTS") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
@@ -38,13 +43,20 @@ def no_script_errors(page):
     assert not errors, f"JavaScript errors: {errors}"
 
 
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    folder = DOCS_SCREENSHOTS if WRITE_DOCS else Path(tempfile.mkdtemp(prefix="tunedeck-shots-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture
-def screenshot(page):
-    """Full-page PNG of the page (or ``target``) into docs/screenshots/<name>.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(page, screenshot_dir):
+    """Full-page PNG of the page (or ``target``) as <name>.png: into docs/screenshots with
+    TUNEDECK_SCREENSHOTS=1, else a temporary folder."""
 
     def take(name: str, target=None) -> Path:
-        path = SCREENSHOTS / f"{name}.png"
+        path = screenshot_dir / f"{name}.png"
         shown = target or page
         shown.mouse.move(0, 0)  # no hover highlight or focus ring in the picture
         shown.evaluate("document.activeElement && document.activeElement.blur()")
