@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class DatasetPublic(BaseModel):
@@ -80,6 +80,22 @@ class RunPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     best_checkpoint: CheckpointPublic | None = None
+    # While queued or running: what the worker is doing (waiting_for_worker, starting,
+    # preparing_model, loading_data, training, evaluating, saving), in words, and for how long.
+    phase: str | None = None
+    phase_label: str | None = None
+    phase_seconds: float | None = None
+    # Time spent training over every attempt, and wall time since the first start (pauses
+    # between a cancel and a resume included).
+    training_seconds: float = 0.0
+    wall_seconds: float | None = None
+    # One {"step", "at"} per resume: the checkpoint step the run continued from.
+    resume_points: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("resume_points", mode="before")
+    @classmethod
+    def _no_resumes(cls, value: Any) -> Any:
+        return value or []
 
 
 class CheckpointPublic(BaseModel):

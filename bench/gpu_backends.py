@@ -101,6 +101,8 @@ class ClockReporter:
     def should_stop(self) -> bool:
         return False
 
+    def phase(self, name: str) -> None: ...
+
     def flush(self) -> None: ...
 
 

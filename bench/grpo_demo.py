@@ -58,6 +58,8 @@ class MemoryReporter:
     def should_stop(self) -> bool:
         return False
 
+    def phase(self, name: str) -> None: ...
+
     def flush(self) -> None: ...
 
 

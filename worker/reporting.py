@@ -14,6 +14,7 @@ from app.core.storage import ArtifactStore
 from app.domain import checkpoints, metrics
 from app.domain.models import Run, Sample, utcnow
 from app.domain.progress import record_progress
+from app.domain.run_phases import set_phase
 
 
 class DbReporter:
@@ -120,6 +121,10 @@ class DbReporter:
                     session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
                 )
         return self._stop
+
+    def phase(self, name: str) -> None:
+        with session_scope() as session:
+            set_phase(session, self.run_id, name)
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []

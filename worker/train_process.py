@@ -18,6 +18,7 @@ from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus
 from app.domain.rewards import ReasoningTags, RewardConfigError
 from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewards
+from app.domain.run_phases import set_phase
 from app.domain.runs import transition
 from app.domain.sandbox import CustomRewardError
 from worker.training import TrainingJob
@@ -108,6 +109,7 @@ def main(run_id: int) -> int:
                 raise LookupError(f"run {run_id} not found")
             # Shown on the run page while it trains; fails fast when this worker cannot run it.
             run.backend, run.device = resolve_backend(requested, unsloth_usable=unsloth_imported)
+            set_phase(session, run_id, "preparing_model")
         # Workers on other hosts reuse a converted catalogue model through artifact storage.
         share_catalogue_model(base_model, cache_dir=settings.model_cache_dir, store=store)
         with session_scope() as session:

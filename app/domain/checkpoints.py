@@ -27,16 +27,21 @@ MOVING_AVERAGE_WINDOW = 5
 
 
 def checkpoint_metric(
-    strategy: str, series: dict[str, list[tuple[int, float]]], step: int
+    strategy: str, series: dict[str, list[tuple[int, float]]], step: int,
+    *, held_out: bool | None = None,
 ) -> tuple[str | None, float | None, str]:
     """Which metric ranks a checkpoint saved at ``step``, its value then, and "lower"/"higher".
 
     Held-out metrics win when the run has an eval split; otherwise a moving average of the train
-    metric (one step's loss or reward is too noisy to rank by).
+    metric (one step's loss or reward is too noisy to rank by). A held-out score counts only when
+    it was measured at ``step`` itself: a checkpoint saved between evaluations (a cancel, the last
+    step) stays unranked rather than carry an older step's score. ``held_out``: whether the run
+    evaluates (its eval split); then a checkpoint without its own score is unranked instead of
+    ranked by a train average that cannot be compared with the others' held-out scores.
     """
 
     def last(name: str) -> float | None:
-        points = [v for s, v in series.get(name, []) if s <= step and not math.isnan(v)]
+        points = [v for s, v in series.get(name, []) if s == step and not math.isnan(v)]
         return points[-1] if points else None
 
     def moving_average(name: str) -> float | None:
@@ -55,6 +60,8 @@ def checkpoint_metric(
     else:
         candidates = [("eval_loss", last, "lower"), ("loss", moving_average, "lower")]
     for name, read, mode in candidates:
+        if held_out and read is moving_average:
+            break
         value = read(name)
         if value is not None:
             label = name if read is last else f"{name} (moving average of {MOVING_AVERAGE_WINDOW})"
@@ -70,7 +77,8 @@ def record_checkpoint(
     storage_key: str,
     series: dict[str, list[tuple[int, float]]],
 ) -> Checkpoint:
-    name, value, mode = checkpoint_metric(run.strategy, series, step)
+    held_out = float((run.hyperparameters or {}).get("eval_split") or 0) > 0
+    name, value, mode = checkpoint_metric(run.strategy, series, step, held_out=held_out)
     checkpoint = session.scalar(
         select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == step)
     )
@@ -87,6 +95,10 @@ def record_checkpoint(
 def mark_best(session: Session, *, run_id: int) -> Checkpoint | None:
     checkpoints = list(session.scalars(select(Checkpoint).where(Checkpoint.run_id == run_id)))
     ranked = [c for c in checkpoints if c.metric_value is not None]
+    # Held-out scores and train averages do not compare: once any checkpoint has a held-out
+    # score, only those compete.
+    if any((c.metric_name or "").startswith("eval_") for c in ranked):
+        ranked = [c for c in ranked if (c.metric_name or "").startswith("eval_")]
     if ranked:
         sign = -1 if ranked[0].metric_mode == "higher" else 1
         # Ties go to the later checkpoint: it saw more data.

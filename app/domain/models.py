@@ -116,8 +116,17 @@ class Run(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The first attempt's start: a resume keeps it, so wall time spans every attempt and pause.
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What the worker is doing now (domain/run_phases.py) and since when.
+    phase: Mapped[str | None] = mapped_column(String(32))
+    phase_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Training time: finished attempts' seconds, plus the running attempt's since it started.
+    training_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # One {"step", "at"} per resume (the checkpoint it continued from), for the charts.
+    resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(

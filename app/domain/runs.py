@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.core.sql import transition_row
@@ -34,11 +34,27 @@ def transition(
     harmless: exactly one caller wins. ``only_if`` adds a condition checked in the same statement
     (the reaper: "and its heartbeat is still stale").
     """
+    now = utcnow()
+    before = session.execute(select(Run.status, Run.started_at, Run.attempt_started_at)
+                             .where(Run.id == run_id)).one_or_none()
     if to == RunStatus.running:
-        fields.setdefault("started_at", utcnow())
+        # A resumed run keeps its first start: its wall time spans every attempt.
+        fields.setdefault("started_at", (before.started_at if before else None) or now)
+        fields.setdefault("attempt_started_at", now)
+        fields.setdefault("phase", "starting")
+        fields.setdefault("phase_started_at", now)
     if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
-        fields.setdefault("finished_at", utcnow())
+        fields.setdefault("finished_at", now)
         fields.setdefault("eta_seconds", None)
+        attempt_start = as_utc(before.attempt_started_at) if before else None
+        if before is not None and before.status == RunStatus.running and attempt_start:
+            # Only the caller whose UPDATE matches (status still running) adds this attempt.
+            elapsed = max(0.0, (now - attempt_start).total_seconds())
+            fields.setdefault("training_seconds", Run.training_seconds + elapsed)
+    if to != RunStatus.running:
+        fields.setdefault("attempt_started_at", None)
+        fields.setdefault("phase", None)
+        fields.setdefault("phase_started_at", None)
     return transition_row(session, Run, row_id=run_id, to=to, allowed=ALLOWED_TRANSITIONS,
                           only_if=only_if, **fields)
 

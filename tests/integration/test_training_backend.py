@@ -45,6 +45,7 @@ class RecordingReporter:
         self.checkpoints: list[tuple[int, Path]] = []
         self.sample_calls: list[tuple[int, list[dict]]] = []
         self.flushes = 0
+        self.phases: list[str] = []
         self._step = 0
 
     def log_metrics(self, step, metrics):
@@ -62,6 +63,9 @@ class RecordingReporter:
 
     def should_stop(self):
         return self.stop_after is not None and self._step >= self.stop_after
+
+    def phase(self, name):
+        self.phases.append(name)
 
     def flush(self):
         self.flushes += 1
@@ -134,6 +138,20 @@ def test_should_stop_ends_early_and_keeps_a_checkpoint(tmp_path):
     assert [step for step, _ in reporter.checkpoints] == [2]
     assert (tmp_path / "run" / "checkpoint-2" / "adapter_model.safetensors").is_file()
     assert max(call[0] for call in reporter.progress_calls) == 2
+
+
+def test_cancel_between_evaluations_scores_the_cancel_checkpoint(tmp_path):
+    # Evaluations every 2 steps; the cancel after step 3 falls between them. The checkpoint of
+    # step 3 gets an eval_loss of its own step, so it is never ranked with step 2's.
+    reporter = RecordingReporter(stop_after=3)
+    result = train(sft_job(tmp_path, max_steps=8, eval_split=0.25, eval_steps=2, save_steps=2),
+                   reporter)
+    assert (result.final_step, result.stopped) == (3, True)
+    assert [step for step, _ in reporter.checkpoints] == [2, 3]
+    assert reporter.steps_with("eval_loss") == [2, 3]
+    # What the run page shows meanwhile, in order (issue 17, item 8).
+    assert reporter.phases[:3] == ["preparing_model", "loading_data", "training"]
+    assert reporter.phases[3:] == ["evaluating", "saving", "training"] * 2
 
 
 def test_resume_continues_the_step_count(tmp_path):

@@ -26,3 +26,12 @@ def test_grpo_skips_nan_rewards_and_has_no_metric_before_any():
     series = {"reward": [(1, float("nan")), (2, 1.0)]}
     assert checkpoint_metric("grpo", series, 2)[1] == 1.0
     assert checkpoint_metric("grpo", series, 1) == (None, None, "higher")
+
+
+def test_a_checkpoint_between_evaluations_is_unranked_not_scored_by_an_older_step():
+    # Cancelled at step 7, last evaluated at step 4 (issue 17, item 4).
+    series = {"loss": [(s, 1.0 / s) for s in range(1, 8)], "eval_loss": [(4, 0.8)]}
+    assert checkpoint_metric("sft", series, 4, held_out=True) == ("eval_loss", 0.8, "lower")
+    assert checkpoint_metric("sft", series, 7, held_out=True) == (None, None, "lower")
+    # Without an eval split the train average still ranks every checkpoint.
+    assert checkpoint_metric("sft", {"loss": series["loss"]}, 7)[0].startswith("loss")

@@ -24,6 +24,9 @@ class Reporter(Protocol):
 
     def should_stop(self) -> bool: ...
 
+    def phase(self, name: str) -> None:
+        """The run entered phase ``name`` (app.domain.run_phases.PHASES): shown on its page."""
+
     def flush(self) -> None: ...
 
 

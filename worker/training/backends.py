@@ -136,6 +136,7 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         )
     name, device = resolve_backend(job.backend)
     backend = BACKENDS[name](job.strategy)
+    reporter.phase("preparing_model")
     model, tokenizer = backend.load_model(job, hp, device=device)
 
     from datasets.utils.logging import disable_progress_bar as quiet_datasets
@@ -149,6 +150,7 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
     quiet_transformers()
     set_seed(hp.seed)  # before the LoRA weights are initialised
     model, peft_config = backend.add_lora(model, hp)
+    reporter.phase("loading_data")
     train_dataset, eval_dataset = load_datasets(job, hp, tokenizer)
     callback = ReporterCallback(reporter)
     parts = TrainerParts(

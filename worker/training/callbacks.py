@@ -40,6 +40,7 @@ class ReporterCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         # Tells the reporter max_steps (and, on resume, the starting step) before the first step.
         self.reporter.progress(state.global_step, state.max_steps, state.epoch)
+        self.reporter.phase("training")
 
     def on_step_end(self, args, state, control, **kwargs):
         self.reporter.progress(state.global_step, state.max_steps, state.epoch)
@@ -47,6 +48,15 @@ class ReporterCallback(TrainerCallback):
             self.stopped = True
             control.should_training_stop = True
             control.should_save = True  # a cancelled run keeps its last step
+        if control.should_save and args.eval_strategy != "no":
+            # Every checkpoint gets a held-out score of its own step (a cancel or the last step
+            # falls between evaluations): the best one is never ranked by an older step's score.
+            control.should_evaluate = True
+        if control.should_evaluate or control.should_save:
+            self.reporter.phase("evaluating" if control.should_evaluate else "saving")
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.reporter.phase("saving" if control.should_save else "training")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not logs or SUMMARY_KEY in logs:
@@ -59,6 +69,7 @@ class ReporterCallback(TrainerCallback):
         # Trainer calls on_save once the adapter, tokenizer and optimizer state are on disk.
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         self.reporter.checkpoint_saved(state.global_step, path)
+        self.reporter.phase("training")
 
 
 class SampleRecorder(TrainerCallback):

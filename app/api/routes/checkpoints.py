@@ -1,8 +1,9 @@
-"""Checkpoints: list a run's checkpoints and download any of them as a LoRA adapter zip."""
+"""Checkpoints: list a run's checkpoints, download any of them as a LoRA adapter zip, delete
+those other than the best."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
@@ -10,6 +11,7 @@ from app.domain import checkpoints as service
 from app.domain.errors import BadRequest, NotFound
 from app.domain.models import Checkpoint
 from app.schemas import CheckpointPublic
+from app.services.jobs import deletion
 
 router = APIRouter(prefix="/api/runs/{run_id}/checkpoints", tags=["checkpoints"])
 
@@ -49,3 +51,17 @@ def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: Sto
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.delete("/{step}", status_code=204,
+               responses={404: {"description": "no such checkpoint"},
+                          409: {"description": "the best checkpoint, or in use"}})
+def delete_checkpoint(run: RunDep, session: SessionDep, store: StoreDep,
+                      step: int = Path(ge=0, le=2_000_000_000)) -> Response:
+    """Delete a checkpoint other than the best one, with its files."""
+    checkpoint = session.scalar(
+        select(Checkpoint).where(Checkpoint.run_id == run.id, Checkpoint.step == step))
+    if checkpoint is None:
+        raise NotFound(f"run {run.id} has no checkpoint at step {step}")
+    deletion.delete_checkpoint(session, run=run, checkpoint=checkpoint, store=store)
+    return Response(status_code=204)

@@ -1,11 +1,11 @@
-"""Dataset upload, listing and preview."""
+"""Dataset upload, listing, preview and delete."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import cast
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import DatasetDep, SessionDep, StoreDep
@@ -13,6 +13,7 @@ from app.core.config import settings
 from app.schemas import DatasetPublic
 from app.services.datasets import records as service
 from app.services.datasets.uploads import receive_upload
+from app.services.jobs import deletion
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
@@ -55,3 +56,15 @@ def preview_dataset(
 ) -> dict:
     """The first rows of a dataset."""
     return {"columns": dataset.columns, "rows": service.preview(store, dataset, limit=limit)}
+
+
+@router.delete("/{dataset_id}", status_code=204,
+               responses={409: {"description": "runs or evaluations use it"}})
+def delete_dataset(
+    dataset: DatasetDep, session: SessionDep, store: StoreDep,
+    cascade: bool = Query(default=False, description="also delete the runs and evaluations "
+                          "that use it (refused while any of them is in progress)"),
+) -> Response:
+    """Delete a dataset and its file; refused while runs or evaluations use it, unless cascade."""
+    deletion.delete_dataset(session, dataset=dataset, store=store, cascade=cascade)
+    return Response(status_code=204)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from app.api.deps import RunDep, SessionDep
 from app.api.evaluation_schemas import (
@@ -22,6 +22,7 @@ from app.domain.evaluations import create_evaluation as create_evaluation_job
 from app.domain.models import Evaluation, Generation, Run
 from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic
+from app.services.jobs import deletion
 from app.services.jobs import evaluations as service
 
 router = APIRouter(tags=["evaluations"])
@@ -69,6 +70,16 @@ def list_evaluations(session: SessionDep,
 def get_evaluation(evaluation_id: int, session: SessionDep) -> Any:
     """Status, progress and per-score base and tuned values with intervals."""
     return EvaluationPublic.model_validate(_load(session, Evaluation, evaluation_id, "evaluation"))
+
+
+@router.delete("/api/evaluations/{evaluation_id}", status_code=204,
+               responses={404: {"description": "no such evaluation"},
+                          409: {"description": "still in progress"}})
+def delete_evaluation(evaluation_id: int, session: SessionDep) -> Response:
+    """Delete a finished evaluation with its examples."""
+    evaluation = _load(session, Evaluation, evaluation_id, "evaluation")
+    deletion.delete_evaluation(session, evaluation=evaluation)
+    return Response(status_code=204)
 
 
 @router.get("/api/evaluations/{evaluation_id}/examples", response_model=EvaluationExamplesPage)

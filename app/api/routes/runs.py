@@ -1,8 +1,8 @@
-"""Runs: launch, list, detail, metrics, samples, cancel, resume."""
+"""Runs: launch, list, detail, metrics, samples, cancel, resume, delete."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
@@ -11,7 +11,7 @@ from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
-from app.services.jobs import launch
+from app.services.jobs import deletion, launch
 from app.services.jobs import runs as service
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -88,3 +88,10 @@ def resume_run(run: RunDep, session: SessionDep, store: StoreDep) -> RunPublic:
     service.resume_run(session, run=run, store=store)
     service.enqueue(run)
     return launch.run_public(session, run)
+
+
+@router.delete("/{run_id}", status_code=204, responses={409: {"description": "still in use"}})
+def delete_run(run: RunDep, session: SessionDep, store: StoreDep) -> Response:
+    """Delete a finished run with its curves, checkpoints (files too) and evaluations."""
+    deletion.delete_run(session, run=run, store=store)
+    return Response(status_code=204)

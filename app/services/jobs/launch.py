@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.storage import store
-from app.domain import checkpoints, runs
+from app.domain import checkpoints, run_phases, runs
 from app.domain.catalogue import CATALOGUE
 from app.domain.errors import Invalid
 from app.domain.evaluations import reward_column_problem
@@ -154,6 +154,10 @@ def runs_public(session: Session, rows: Sequence[Run]) -> list[RunPublic]:
         public = RunPublic.model_validate(run)
         if run.max_steps:
             public.progress = min(1.0, run.step / run.max_steps)
+        if phase := run_phases.current_phase(run):
+            public.phase, public.phase_label, public.phase_seconds = phase
+        public.training_seconds = run_phases.training_seconds(run)
+        public.wall_seconds = runs.duration_seconds(run)
         checkpoint = best.get(run.id)
         public.best_checkpoint = CheckpointPublic.model_validate(checkpoint) if checkpoint else None
         listed.append(public)

@@ -108,6 +108,8 @@ def resume_run(session: Session, *, run: Run, store: ArtifactStore) -> Run:
         heartbeat_at=None,
         published_at=utcnow(),
         publish_count=1,
+        resume_points=[*(run.resume_points or []),
+                       {"step": checkpoint.step, "at": utcnow().isoformat()}],
     )
     if not resumed:  # someone else resumed (or changed) it between our read and our update
         session.refresh(run)
