@@ -10,11 +10,12 @@ from app.domain.models import Checkpoint, Dataset, Run, RunStatus
 
 def add_dataset(session, *, name: str = "d", num_rows: int = 1,
                 columns: tuple[str, ...] = ("prompt", "completion"), **fields: Any) -> Dataset:
-    """A prompt/completion dataset row (no file behind it), flushed so it has an id."""
+    """A dataset row (no file behind it; prompt/completion unless ``format`` says otherwise),
+    flushed so it has an id."""
+    fields.setdefault("format", "prompt_completion")
     dataset = Dataset(name=name, original_filename="d.jsonl",
                       storage_key=f"test-{uuid.uuid4().hex}", file_format="jsonl",
-                      format="prompt_completion", num_rows=num_rows, columns=list(columns),
-                      size_bytes=10, **fields)
+                      num_rows=num_rows, columns=list(columns), size_bytes=10, **fields)
     session.add(dataset)
     session.flush()
     return dataset

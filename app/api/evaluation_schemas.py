@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.domain.json_values import json_safe
 from app.domain.models import JobStatus
@@ -64,6 +64,21 @@ class EvaluationPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # True when the rows include ones the run trained on (every row of its own dataset): the
+    # scores then say how well it learned them, not how it does on new rows.
+    rows_used_in_training: bool = False
+    rows_label: str = ""
+
+    @model_validator(mode="after")
+    def _describe_rows(self) -> EvaluationPublic:
+        self.rows_used_in_training = bool((self.params or {}).get("rows_used_in_training"))
+        if self.split == "eval":
+            self.rows_label = "held-out eval split"
+        elif self.rows_used_in_training:
+            self.rows_label = f"rows used in training (dataset #{self.dataset_id})"
+        else:
+            self.rows_label = f"dataset #{self.dataset_id}"
+        return self
 
 
 class EvaluationExamplePublic(BaseModel):

@@ -10,13 +10,14 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from app.domain.catalogue import CATALOGUE
 from app.domain.dataset_rules import FORMAT_LABELS
 from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS
 from app.domain.rewards import REWARD_FUNCTIONS
+from app.services.wizard.decision_tree import HYPERPARAMETER_PRESETS
 
 # Strategies this form can launch without extra inputs. GRPO needs a reward-function section
 # and is added here together with it; each strategy gets its own fieldset in runs/new.html.
@@ -64,7 +65,7 @@ LABELS = {
     "chat_template": ("Chat template",
                       "Text prompts as chat messages: auto when the model has a template."),
     "load_in_4bit": ("Load in 4-bit", "QLoRA: needs the unsloth backend on a CUDA GPU."),
-    "beta": ("Beta", "How strongly training stays near the base model: DPO 0.1, GRPO 0.04."),
+    "beta": ("Beta", "How strongly training stays near the base model."),
     "loss_type": ("Loss type", "The default (DPO: sigmoid, GRPO: dapo) suits most runs."),
     "max_prompt_length": ("Max prompt length (tokens)",
                           "Rows with longer prompts are dropped; empty keeps every row."),
@@ -78,6 +79,23 @@ LABELS = {
                            "Prompts, completions and rewards shown on the run page."),
     "steps_per_generation": ("Steps per generation", "Empty: gradient accumulation steps."),
     "generation_batch_size": ("Generation batch size", "Empty: batch × steps per generation."),
+}
+
+
+# Hints that differ by strategy, over LABELS: the LoRA-SFT advice is wrong for GRPO and DPO.
+STRATEGY_HINTS: dict[tuple[str, str], str] = {
+    ("sft", "learning_rate"): "2e-4 is a good start for LoRA SFT.",
+    ("grpo", "learning_rate"): "Reinforcement learning needs small steps: 5e-6 to 1e-5.",
+    ("dpo", "learning_rate"): "5e-6 is a good start for DPO; higher drifts from the base model.",
+    ("grpo", "beta"): "KL penalty keeping the model near the base one: 0.04; 0 turns it off.",
+    ("dpo", "beta"): "How strongly training stays near the base model: 0.1 is typical.",
+    ("grpo", "loss_type"): "The default (dapo) suits most runs.",
+    ("dpo", "loss_type"): "The default (sigmoid) is the DPO paper's loss.",
+    ("grpo", "eval_split"): "Fraction of prompts held out; evaluating samples completions, "
+                            "so it costs generation time. 0 = no eval reward.",
+    ("sft", "max_length"): "Longer examples are truncated; at most the model's context length.",
+    ("dpo", "max_length"): "Prompt + reply are truncated there; at most the model's context "
+                           "length.",
 }
 
 
@@ -149,9 +167,16 @@ def fallback_fields() -> list[FormField]:
 
 
 def hyperparameter_fields(strategy: str) -> list[FormField]:
+    """The strategy's form fields: the wizard's preset as defaults (so the two agree), hints
+    for this strategy."""
     schema = HYPERPARAMETER_SCHEMAS.get(strategy)
     fields = fields_for_schema(schema) if schema is not None else fallback_fields()
-    return [f for f in fields if f.name not in OWN_FIELDS.get(strategy, ())]
+    defaults = HYPERPARAMETER_PRESETS.get(strategy, {})
+    return [
+        replace(f, default=_show(defaults[f.name]) if f.name in defaults else f.default,
+                help=STRATEGY_HINTS.get((strategy, f.name), f.help))
+        for f in fields if f.name not in OWN_FIELDS.get(strategy, ())
+    ]
 
 
 def reward_descriptions() -> dict[str, str]:

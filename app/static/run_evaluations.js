@@ -31,7 +31,7 @@
       link.textContent = "#" + e.id;
       td(tr, link);
       td(tr, e.checkpoint_step === null ? "base only" : "step " + e.checkpoint_step);
-      td(tr, e.split === "eval" ? "eval split" : "dataset #" + e.dataset_id);
+      td(tr, e.rows_label || (e.split === "eval" ? "eval split" : "dataset #" + e.dataset_id));
       var badge = document.createElement("span");
       TuneDeck.setBadge(badge, e.status);
       td(tr, badge);
@@ -73,6 +73,14 @@
       select.appendChild(option);
     });
   });
+
+  var datasetSelect = document.getElementById("evaluate-dataset");
+  function warnTrainingRows() {
+    var chosen = datasetSelect.options[datasetSelect.selectedIndex];
+    document.getElementById("evaluate-training-rows").hidden = !(chosen && chosen.hasAttribute("data-training"));
+  }
+  datasetSelect.addEventListener("change", warnTrainingRows);
+  warnTrainingRows();
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -52,6 +52,28 @@
     return box || form.querySelector('[data-field-name="' + name + '"]');
   }
 
+  /* "hyperparameters.learning_rate: Input should be greater than 0" → "Learning rate must be
+     greater than 0": the summary in the form's words (fields are still marked from the raw text). */
+  function inWords(part) {
+    var match = /^hyperparameters\.([A-Za-z0-9_]+)[^:]*:\s*([\s\S]*)$/.exec(part) ||
+      /^(base_model|name|dataset_id|strategy|backend|queue|reward_functions)\b[^:]*:\s*([\s\S]*)$/.exec(part);
+    if (!match) return part;
+    var box = fieldBox(match[1]);
+    var label = box && box.querySelector(".field-label");
+    var name = label ? label.textContent.replace(/\(optional\)/, "").trim()
+      : match[1].replace(/_/g, " ").replace(/^./, function (c) { return c.toUpperCase(); });
+    var message = match[2].replace(/^Value error, /, "")
+      .replace(/^Input should be a valid number.*$/, "must be a number")
+      .replace(/^Input should be a valid integer.*$/, "must be a whole number")
+      .replace(/^Input should be /, "must be ")
+      .replace(/^Field required$/, "is required");
+    return /^(must|is) /.test(message) ? name + " " + message : name + ": " + message;
+  }
+
+  function summary(detail) {
+    return String(detail || "").split("; ").map(inWords).join("\n");
+  }
+
   function clearErrors() {
     TuneDeck.showError(errorBox, "");
     form.querySelectorAll(".invalid").forEach(function (el) { el.classList.remove("invalid"); });
@@ -118,6 +140,7 @@
     var baseModel = modelSelect && modelSelect.value !== "__other__"
       ? modelSelect.value : modelOther.value.trim();
     if (!baseModel) problems.push(["top", "base_model", "enter a local folder or a hub id"]);
+    if (!form.elements.dataset_id.value) problems.push(["top", "dataset_id", "pick a dataset"]);
     var body = {
       dataset_id: parseInt(form.elements.dataset_id.value, 10),
       strategy: strategy(),
@@ -158,7 +181,7 @@
       var messages = collected.problems.map(function (p) {
         return (p[0] === "hp" ? "hyperparameters." : "") + p[1] + ": " + p[2];
       });
-      TuneDeck.showError(errorBox, messages.join("\n"));
+      TuneDeck.showError(errorBox, summary(messages.join("; ")));
       markErrors(messages.join("; "));
       return;
     }
@@ -172,7 +195,7 @@
       }
       submit.disabled = false;
       submitStatus.textContent = "";
-      TuneDeck.showError(errorBox, result.error);
+      TuneDeck.showError(errorBox, summary(result.error));
       markErrors(result.error);
     });
   });

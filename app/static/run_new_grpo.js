@@ -138,6 +138,44 @@
     return { rewards: rewards, problems: problems };
   }
 
+  /* Live warnings: a reward that reads a column the chosen dataset does not hand it, and tag
+     rewards with no prompt asking for the tags (such a run scores 0 on every step). */
+  function fitWarnings() {
+    var box = $("grpo-fit-warnings");
+    var facts = TuneDeck.readJson("dataset-facts") || {};
+    var tagRewards = TuneDeck.readJson("tag-rewards") || [];
+    var datasetSelect = $("field-dataset_id");
+    var fact = datasetSelect ? facts[datasetSelect.value] : null;
+    var warnings = [], tagged = [];
+    rowsBox.querySelectorAll("[data-reward-row]").forEach(function (row) {
+      var name = part(row, "name").value;
+      var column = row.querySelector('[data-param="column"]');
+      var wanted = column ? column.value.trim() : "";
+      if (fact && wanted && fact.reward_columns.indexOf(wanted) < 0) {
+        warnings.push(name + " reads column '" + wanted + "', which dataset " + fact.name +
+          " does not have (columns rewards receive: " + (fact.reward_columns.join(", ") || "none") + ").");
+      }
+      if (tagRewards.indexOf(name) >= 0 && tagged.indexOf(name) < 0) tagged.push(name);
+    });
+    if (tagged.length) {
+      var reasoning = $("hp-grpo-reasoning_tag").value.trim() || "reasoning";
+      var answer = $("hp-grpo-answer_tag").value.trim() || "answer";
+      var prompt = $("hp-grpo-system_prompt").value;
+      if (prompt.indexOf("<" + reasoning + ">") < 0 || prompt.indexOf("<" + answer + ">") < 0) {
+        warnings.push(tagged.join(", ") + " score the <" + reasoning + "> and <" + answer +
+          "> tags, but nothing asks the model for them: click \u201cUse reasoning format preset\u201d or ask for them in the system prompt.");
+      }
+    }
+    var list = box.querySelector("ul");
+    list.textContent = "";
+    warnings.forEach(function (text) {
+      var item = document.createElement("li");
+      item.textContent = text;
+      list.appendChild(item);
+    });
+    box.hidden = !warnings.length;
+  }
+
   function usePreset() {
     var reasoning = $("hp-grpo-reasoning_tag").value.trim() || "reasoning";
     var answer = $("hp-grpo-answer_tag").value.trim() || "answer";
@@ -147,6 +185,7 @@
     TuneDeck.api("GET", url).then(function (result) {
       TuneDeck.showError(box.querySelector(".field-error"), result.ok ? "" : result.error);
       if (result.ok) $("hp-grpo-system_prompt").value = result.data.reasoning_system_prompt;
+      fitWarnings();
     });
   }
 
@@ -174,12 +213,21 @@
     (wanted.length ? wanted : [{ name: "exact_answer", weight: 1 }]).forEach(function (w) {
       addRow(w.name, w.weight);
     });
+    // A link that asks for tag rewards gets the prompt that asks for the tags.
+    var tagRewards = TuneDeck.readJson("tag-rewards") || [];
+    var wantsTags = wanted.some(function (w) { return tagRewards.indexOf(w.name) >= 0; });
+    if (wantsTags && !$("hp-grpo-system_prompt").value.trim()) usePreset();
     // A section hidden at load has its inputs disabled by run_new.js; new rows follow suit.
     var section = rowsBox.closest(".strategy-section");
     if (section && section.hidden) {
       rowsBox.querySelectorAll("input, select, textarea").forEach(function (el) { el.disabled = true; });
     }
     addButton.disabled = false;
+    fitWarnings();
+    var form = rowsBox.closest("form");
+    form.addEventListener("input", fitWarnings);
+    form.addEventListener("change", fitWarnings);
+    rowsBox.addEventListener("click", function () { setTimeout(fitWarnings, 0); });  // Remove
     rowsBox.setAttribute("data-ready", "");
   });
 

@@ -97,7 +97,7 @@ def test_upload_launch_watch_and_download(live_server, page, screenshot, tmp_pat
     # A value the API refuses: its message next to the form, the field marked, no navigation.
     page.fill("input[name=lora_dropout]", "1.5")
     page.click("#run-submit")
-    expect(page.locator("#run-error")).to_contain_text("hyperparameters.lora_dropout")
+    expect(page.locator("#run-error")).to_contain_text("LoRA dropout must be")
     # Scoped to SFT: every strategy's section has a lora_dropout field.
     lora_dropout = page.locator('#advanced-sft [data-field-name="lora_dropout"]')
     expect(lora_dropout).to_have_class(re.compile("invalid"))

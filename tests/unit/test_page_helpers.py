@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from app.api import page_helpers as h
+from app.services.wizard.decision_tree import HYPERPARAMETER_PRESETS
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -87,5 +88,16 @@ def test_sft_fields_come_from_the_worker_schema():
 
     fields = {f.name: f for f in h.hyperparameter_fields("sft")}
     assert set(fields) == set(SFTHyperparameters.model_fields)
-    assert fields["max_length"].default == str(SFTHyperparameters().max_length)
+    # The wizard's preset where it has a value (form and wizard agree), else the schema's.
+    assert fields["max_length"].default == str(HYPERPARAMETER_PRESETS["sft"]["max_length"])
+    assert fields["eval_split"].default == "0.1"
+    assert fields["seed"].default == str(SFTHyperparameters().seed)
     assert h.hyperparameter_fields("no-such-strategy") == h.fallback_fields()
+
+
+def test_hints_follow_the_strategy():
+    hints = {s: {f.name: f.help for f in h.hyperparameter_fields(s)}
+             for s in ("sft", "grpo", "dpo")}
+    assert "LoRA SFT" in hints["sft"]["learning_rate"]
+    assert "LoRA SFT" not in hints["grpo"]["learning_rate"] + hints["dpo"]["learning_rate"]
+    assert "GRPO" not in hints["dpo"]["beta"] and "DPO" not in hints["grpo"]["beta"]

@@ -66,7 +66,17 @@ def test_tiny_sft_trains_less_and_holds_out_an_eval_split():
                   large_threshold=T)
     large = advise(StrategyAnswers(labelled=True, num_examples=4000), large_threshold=T)
     assert tiny["preset"]["max_steps"] < large["preset"]["max_steps"]
-    assert tiny["preset"]["eval_split"] > 0 and "eval_split" not in large["preset"]
+    # Every SFT run holds a small eval split out by default (issue 17, item 11).
+    assert tiny["preset"]["eval_split"] >= large["preset"]["eval_split"] > 0
+
+
+def test_format_rewards_come_with_the_prompt_that_asks_for_the_tags():
+    advice = advise(StrategyAnswers(labelled=True, verifiable=True, num_examples=500,
+                                    reasoning_helps=True), large_threshold=T,
+                    answer_type="number")
+    assert "soft_format" in {r["name"] for r in advice["suggested_rewards"]}
+    prompt = dict(parse_qsl(urlsplit(advice["launch_url"]).query))["system_prompt"]
+    assert "<reasoning>" in prompt and "<answer>" in prompt
 
 
 def test_answer_types_per_grpo_leaf():

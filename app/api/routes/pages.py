@@ -17,7 +17,8 @@ from app.core.paths import DEMO_DATA_DIR
 from app.domain.models import Checkpoint, Dataset, Run
 from app.services.datasets import records as dataset_service
 from app.services.datasets.formats import DatasetError
-from app.services.jobs import launch
+from app.services.jobs import evaluations as evaluation_service
+from app.services.jobs import launch, launch_fit
 from app.services.jobs import runs as run_service
 
 router = APIRouter(include_in_schema=False)
@@ -117,7 +118,16 @@ def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
     strategy = prefill.get("strategy") if prefill.get("strategy") in strategies else "sft"
     models = helpers.catalogue()
     base_model = prefill.get("base_model", "")
-    return _page(request, "runs/new.html", datasets=dataset_service.list_datasets(session),
+    datasets = dataset_service.list_datasets(session)
+    selected, no_fit = prefill.get("dataset_id", ""), False
+    if not selected and datasets:  # the newest dataset that fits, not the newest one
+        rewards = launch_fit.reward_names(prefill.get("rewards"))
+        suggested = launch_fit.suggest_dataset(datasets, strategy=strategy, rewards=rewards)
+        selected, no_fit = (str(suggested.id), False) if suggested else ("", True)
+    return _page(request, "runs/new.html", datasets=datasets, selected_dataset=selected,
+                 no_fitting_dataset=no_fit,
+                 dataset_facts={d.id: launch_fit.dataset_facts(d) for d in datasets},
+                 tag_rewards=launch_fit.TAG_REWARDS,
                  prefill=prefill, strategies=strategies, strategy=strategy, models=models,
                  model_keys=[m.key for m in models], base_model=base_model,
                  primary_fields=helpers.PRIMARY_FIELDS)
@@ -134,4 +144,5 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
     return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
                  checkpoints=list(checkpoints), queue_notice=queue_notice(public),
                  model_name=helpers.model_label(run.base_model, helpers.catalogue()),
-                 reward_descriptions=helpers.reward_descriptions())
+                 reward_descriptions=helpers.reward_descriptions(),
+                 eval_datasets=evaluation_service.dataset_choices(session, run=run))

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.domain.evaluations import EvaluationError, resolve_checkpoint
+from app.domain.evaluations import EvaluationError, check_dataset, resolve_checkpoint
 from app.domain.json_values import json_safe
 from app.domain.models import (
     Checkpoint,
+    Dataset,
     Evaluation,
     EvaluationExample,
     Generation,
@@ -25,6 +26,28 @@ from app.domain.scorers import compare_example
 
 EXAMPLE_FILTERS = ("all", "tuned_worse", "tuned_better", "same")
 EXAMPLE_SORTS = ("index", "diff", "-diff")
+
+
+def dataset_choices(session: Session, *, run: Run) -> list[dict[str, Any]]:
+    """The evaluation form's datasets: the run's eval split first (when it has one), then the
+    datasets its strategy can be scored on, the one it trained on last and said so."""
+    choices: list[dict[str, Any]] = []
+    if float((run.hyperparameters or {}).get("eval_split") or 0) > 0:
+        choices.append({"value": "", "label": f"Eval split of {run.dataset.name} (held out "
+                        "from training)", "training": False})
+    others, own = [], []
+    for dataset in session.scalars(select(Dataset).order_by(Dataset.id.desc())):
+        try:
+            check_dataset(dataset, run.strategy)
+        except EvaluationError:
+            continue
+        if dataset.id == run.dataset_id:
+            own.append({"value": str(dataset.id), "training": True,
+                        "label": f"#{dataset.id} {dataset.name}: rows used in training"})
+        else:
+            others.append({"value": str(dataset.id), "training": False,
+                           "label": f"#{dataset.id} {dataset.name}"})
+    return choices + others + own
 
 
 def list_evaluations(session: Session, *, run_ids: list[int]) -> list[Evaluation]:

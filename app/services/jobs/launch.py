@@ -50,6 +50,25 @@ def validate_base_model(name: str) -> None:
     )
 
 
+def context_length_problem(base_model: str, hyperparameters: dict) -> str | None:
+    """A length setting beyond what a catalogue model attends to, named as the form shows it."""
+    model = next((m for m in CATALOGUE if m.key == base_model), None)
+    if model is None:
+        return None  # a hub or local model: its config is read on the worker
+    limit = model.context_length
+    max_length = hyperparameters.get("max_length")
+    if max_length and max_length > limit:
+        return (f"hyperparameters.max_length: must be at most {limit}, the context length of "
+                f"{model.display_name}")
+    prompt, completion = (hyperparameters.get("max_prompt_length"),
+                          hyperparameters.get("max_completion_length"))
+    if prompt and completion and prompt + completion > limit:
+        return (f"hyperparameters.max_completion_length: max prompt length + max completion = "
+                f"{prompt + completion} must be at most {limit}, the context length of "
+                f"{model.display_name}")
+    return None
+
+
 def _format_validation_error(prefix: str, exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
@@ -72,6 +91,11 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     except ValueError as exc:
         raise LaunchError(f"hyperparameters: {exc}") from exc
     validate_base_model(spec.base_model)
+    if problem := context_length_problem(spec.base_model, hyperparameters.model_dump()):
+        raise LaunchError(problem)
+    if getattr(hyperparameters, "eval_split", 0) > 0 and dataset.num_rows < 2:
+        raise LaunchError(f"hyperparameters.eval_split: dataset {dataset.name!r} has one row, and "
+                          "an eval split needs at least 2: set it to 0")
     too_long = prompt_length_problem(
         strategy=spec.strategy, base_model=spec.base_model, dataset_format=dataset.format,
         stats=dataset.stats or {}, hyperparameters=hyperparameters.model_dump(),

@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.domain.errors import Invalid
+from app.domain.rewards import reasoning_system_prompt
 from app.services.datasets.formats import FORMAT_LABELS, STRATEGY_FORMATS
+from app.services.jobs.launch_fit import TAG_REWARDS
 from app.services.wizard.decision_tree import (
     ANSWER_TYPES,
     MissingAnswer,
@@ -124,6 +126,9 @@ def advise(
                 f"{', '.join(allowed)} (without labels there is no answer column to compare with)",
             )
         rewards = suggest_rewards(answer_type)
+        if any(r["name"] in TAG_REWARDS for r in rewards):
+            # A format reward scores the tags: the prompt has to ask for them (issue 17, 2).
+            hyperparameters["system_prompt"] = reasoning_system_prompt("reasoning", "answer")
     else:
         answer_type = None  # rewards are a GRPO input; an answer kept in the URL is harmless
     caveats = list(recommendation.caveats)

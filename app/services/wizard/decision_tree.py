@@ -283,6 +283,9 @@ HYPERPARAMETER_PRESETS: dict[str, dict[str, Any]] = {
         "gradient_accumulation_steps": 1,
         "max_length": 1024,
         "weight_decay": 0.01,
+        # A small held-out split: an eval curve, a ranked best checkpoint, an automatic
+        # evaluation once the run completes (GRPO's evaluation samples, so it stays opt-in).
+        "eval_split": 0.1,
     },
     # TRL needs the generation batch (batch size x accumulation) divisible by num_generations.
     "grpo": {
@@ -302,6 +305,7 @@ HYPERPARAMETER_PRESETS: dict[str, dict[str, Any]] = {
         "gradient_accumulation_steps": 4,
         "beta": 0.1,
         "max_length": 1024,
+        "eval_split": 0.1,
     },
 }
 
