@@ -21,6 +21,10 @@ FORMAT_COLUMNS: dict[str, tuple[str, ...]] = {
     "preference": ("prompt", "chosen", "rejected"),
     "conversational_preference": ("prompt", "chosen", "rejected"),
 }
+# Preference rows whose prompt is the shared start of chosen and rejected: detected at upload,
+# then stored with the prompt split off (app.domain.preference_rows) as the explicit format.
+IMPLICIT_PREFERENCE = {"preference": "implicit prompt preference",
+                       "conversational_preference": "implicit prompt conversational preference"}
 FORMAT_LABELS = {
     "prompt_completion": "prompt/completion text",
     "conversational_prompt_completion": "prompt/completion message lists",

@@ -18,10 +18,12 @@ from app.domain.dataset_rules import (
     CONVERSATIONAL_FORMATS,
     FORMAT_COLUMNS,
     FORMAT_LABELS,
+    IMPLICIT_PREFERENCE,
     STRATEGY_FORMATS,
     DatasetError,
     check_format_for_strategy,
 )
+from app.domain.preference_rows import split_implicit_prompt
 from app.services.datasets.files import describe, read_file, row_label
 from app.services.datasets.stats import length_stats, rows_for_preview
 
@@ -69,6 +71,8 @@ def detect_format(columns: list[str], first_row: dict) -> str:
         return any(isinstance(first_row.get(name), list) for name in names)
 
     if present & {"chosen", "rejected"}:
+        # Without a prompt column both replies start with the prompt (TRL's implicit prompt):
+        # parse_dataset splits it off, then checks the rows as ordinary preference rows.
         if conversational("prompt", "chosen", "rejected"):
             return "conversational_preference"
         return "preference"
@@ -87,9 +91,22 @@ def detect_format(columns: list[str], first_row: dict) -> str:
     )
 
 
-def validate_rows(rows: list[dict], format: str, *, line_numbers: list[int] | None = None) -> None:
-    """Check the required columns of every row; stop at the first problem."""
-    required = FORMAT_COLUMNS[format]
+def _split_implicit_prompts(rows: list[dict], lines: list[int] | None) -> list[dict]:
+    split = []
+    for index, row in enumerate(rows):
+        try:
+            split.append(split_implicit_prompt(row))
+        except DatasetError as exc:
+            raise DatasetError(f"{row_label(index, lines)}: {exc} (no prompt column: the "
+                               "prompt is taken from the shared start of chosen and "
+                               "rejected)") from None
+    return split
+
+
+def validate_rows(rows: list[dict], format: str, *, line_numbers: list[int] | None = None,
+                  skip: tuple[str, ...] = ()) -> None:
+    """Check the required columns (but ``skip``) of every row; stop at the first problem."""
+    required = tuple(c for c in FORMAT_COLUMNS[format] if c not in skip)
     # A prompt-only dataset may hold text or message lists, but one kind throughout.
     conversational = format in CONVERSATIONAL_FORMATS or (
         format == "prompt_only" and bool(rows) and isinstance(rows[0].get("prompt"), list)
@@ -161,6 +178,10 @@ def parse_dataset(
     rows, columns, lines, file_format = read_file(
         path, filename=filename, max_row_bytes=max_row_bytes, max_rows=max_rows)
     format = detect_format(columns, rows[0])
+    if format in IMPLICIT_PREFERENCE and "prompt" not in columns and {"chosen", "rejected"} <= set(
+            columns):
+        validate_rows(rows, format, line_numbers=lines, skip=("prompt",))
+        rows, columns = _split_implicit_prompts(rows, lines), ["prompt", *columns]
     validate_rows(rows, format, line_numbers=lines)
     for row in rows:  # JSON rows may omit an extra column; give every row the same shape
         if len(row) != len(columns):
