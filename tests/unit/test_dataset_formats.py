@@ -76,7 +76,7 @@ BAD_INPUTS = {
     ],
     "alpaca_columns.jsonl": ["no recognised columns", "'instruction' → 'prompt'"],
     "ragged_row.csv": ["row 2 (line 3) has 3 fields but the header has 2"],
-    "unclosed_quote.csv": ["malformed", "unclosed quote"],
+    "unclosed_quote.csv": ["unclosed quote", "opened on line 2"],
     "header_only.csv": ["header but no data rows"],
     "empty_header_name.csv": ["column 2 of the CSV header is empty"],
     "array_item_not_object.json": ["item 2 of the JSON array is text"],
@@ -352,3 +352,15 @@ def test_demo_sft_dataset_is_what_the_script_makes_and_parses() -> None:
     assert (parsed.format, len(parsed.rows)) == ("prompt_completion", 150)
     assert len({row["prompt"] for row in parsed.rows}) == 150
     check_format_for_strategy(parsed.format, "sft")
+
+
+def test_unclosed_quote_is_reported_where_it_opened(tmp_path: Path) -> None:
+    # Issue 17: the reader only fails at the end of the file (line 5); the quote opened on 3.
+    path = tmp_path / "quote.csv"
+    path.write_text('prompt,completion\na,b\n"c,d\ne,f\ng,h\n')
+    with pytest.raises(DatasetError, match="opened on line 3 never closes"):
+        parse_dataset(path, filename="quote.csv")
+    # A quote closed too late: the row it broke is named by its first line.
+    path.write_text('prompt,completion\na,b\n"c,d\ne,f\n"g,h\n')
+    with pytest.raises(DatasetError, match="row that starts on line 3"):
+        parse_dataset(path, filename="quote.csv")

@@ -234,6 +234,17 @@ def _loads_or_none(text: str) -> Any:
         return None
 
 
+def _unclosed_quote_line(text: str, first_line: int) -> int | None:
+    """The line (from ``first_line`` on) where a quote opens that no later quote closes."""
+    opened, inside = None, False
+    for number, line in enumerate(text.splitlines()[first_line - 1:], first_line):
+        for _ in range(line.count('"')):  # "" inside a quoted value toggles twice: no change
+            inside = not inside
+            if inside:
+                opened = number
+    return opened if inside else None
+
+
 def _read_csv(text: str, max_row_bytes: int, max_rows: int) -> tuple:
     # Process-wide, so only ever raised; long rows get the per-row message below instead.
     csv.field_size_limit(max(csv.field_size_limit(), max_row_bytes + 1))
@@ -242,6 +253,7 @@ def _read_csv(text: str, max_row_bytes: int, max_rows: int) -> tuple:
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[dict] = []
     lines: list[int] = []
+    end = 0
     try:
         columns = _csv_header(next(record for record in reader if record))
         end = reader.line_num
@@ -266,8 +278,13 @@ def _read_csv(text: str, max_row_bytes: int, max_rows: int) -> tuple:
             raise DatasetError(
                 f"row {len(rows) + 1} is over the {human_size(max_row_bytes)} per-row limit"
             ) from None
+        opened = _unclosed_quote_line(text, end + 1)
+        if opened is not None:  # the reader only notices at the end of the file
+            raise DatasetError(f"the CSV has an unclosed quote: the one opened on line {opened} "
+                               "never closes") from None
         raise DatasetError(
-            f"the CSV is malformed at line {reader.line_num} ({exc}) — check for an unclosed quote"
+            f"the CSV is malformed in the row that starts on line {end + 1} (at line "
+            f"{reader.line_num}: {exc}) — check for an unclosed quote"
         ) from None
     if not rows:
         raise DatasetError("the CSV has a header but no data rows")
