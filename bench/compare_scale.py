@@ -2,6 +2,9 @@
 then the server time and payload of GET /api/compare and of the compare page, printed as ratios
 against the targets (< 1 s, < 2 MB) and against a baseline measured in the same run: the same
 runs read without downsampling (metrics.read_series, as GET /api/runs/{id}/metrics does).
+It also measures the run page's 2-second poll of one running run of that size: before, the page
+re-read every row of every metric (GET /api/runs/{id}/metrics); now it reads the downsampled
+series the compare page uses (GET /api/runs/{id}/series).
 
     python bench/compare_scale.py [--runs 10] [--steps 20000] [--postgres URL]
 
@@ -84,6 +87,17 @@ def timed(fn, repeat: int = 1) -> tuple[float, object]:
         result = fn()
         best = min(best, time.perf_counter() - start)
     return best, result
+
+
+def cpu_timed(fn, repeat: int = 3) -> tuple[float, float, object]:
+    """(best wall s, CPU s of that call, result): CPU time is what a busy machine cannot inflate."""
+    best = (math.inf, math.inf, None)
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        took = (time.perf_counter() - wall, time.process_time() - cpu, result)
+        best = min(best, took, key=lambda r: r[0])
+    return best
 
 
 def main() -> None:
@@ -169,6 +183,21 @@ def main() -> None:
             ("page reopened: curves call, warm", *timed(lambda: get(page_api), repeat=3)),
             ("/compare page (HTML)", *timed(lambda: get(f"/compare?runs={run_ids}"), repeat=3)),
         ]
+        # The run page's poll of a run still training: nothing of it is cached.
+        from sqlalchemy import update
+
+        from app.domain.models import Run, RunStatus
+        with SessionLocal() as session:
+            session.execute(update(Run).where(Run.id == ids[0]).values(status=RunStatus.running))
+            session.commit()
+        poll_before = cpu_timed(lambda: get(f"/api/runs/{ids[0]}/metrics"))
+        poll_after = cpu_timed(lambda: get(f"/api/runs/{ids[0]}/series"))
+    print(f"\nrun page poll, one running run of {args.steps:,} steps x {len(METRICS)} metrics:")
+    for label, (wall, cpu, size) in (("before: /metrics (every row)", poll_before),
+                                     ("now: /series (downsampled)", poll_after)):
+        print(f"  {label:32} {wall:7.3f}s wall {cpu:7.3f}s CPU {size / 1e6:8.3f}MB")
+    ratios = [now / before for now, before in zip(poll_after, poll_before, strict=True)]
+    print("  ratio now/before: time {:.3f}x, CPU {:.3f}x, payload {:.3f}x".format(*ratios))
     print(f"\n{'measurement':42} {'time':>8} {'x 1 s':>7} {'payload':>10} {'x 2 MB':>7} "
           f"{'time vs baseline':>17}")
     for label, seconds, size in results:

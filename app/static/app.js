@@ -1,6 +1,7 @@
-/* TuneDeck shared helpers: the one API call helper, formatting, badges, progress, polling.
+/* TuneDeck's one DOM and API helper module (an ES module every page imports): the API call
+   helper, formatting, badges, progress, polling.
    User content is only ever inserted with textContent. */
-(function () {
+export const TuneDeck = (function () {
   "use strict";
 
   function csrfToken() {
@@ -172,11 +173,12 @@
     return el ? JSON.parse(el.textContent) : null;
   }
 
-  window.TuneDeck = {
+  document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
+
+  return {
     api: api, duration: duration, number: number, setTime: setTime, localizeTimes: localizeTimes,
     setBadge: setBadge, setProgress: setProgress, progressText: progressText, poll: poll,
     showError: showError, readJson: readJson, shortMetric: shortMetric, TERMINAL: TERMINAL,
   };
 
-  document.addEventListener("DOMContentLoaded", function () { localizeTimes(document); });
 })();

@@ -1,17 +1,19 @@
 /* Compare page: one GET /api/compare feeds the summary, health, charts, config diff and samples.
    Charts are Plotly; each run keeps one colour on every chart (its position in ?runs=).
    While any run is queued or running the page polls and extends the curves in place. */
+import { TuneDeck } from "/static/app.js";
+import { baseLayout, CONFIG, isCurve } from "/static/charts.js";
+import { CompareViews } from "/static/compare_views.js";
+import { CompareEvaluations } from "/static/compare_evaluations.js";
 (function () {
   "use strict";
   var root = document.getElementById("compare");
   if (!root) return;
   var runIds = root.getAttribute("data-run-ids");
-  var views = window.TuneDeckCompareViews;
+  var views = CompareViews;
   var el = views.el, colour = views.colour;
   // The first two of these a run logged open as charts (and are all the first call reads).
   var DEFAULT_CHARTS = ["loss", "reward", "eval_loss", "eval_reward"];
-  var SKIP = /^(epoch|step|total_flos|num_tokens|runtime|train_runtime|train_loss)$|_per_second$/;
-  var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
   var state = { data: null, metrics: {}, charts: [] };
   var stopPolling = null;
 
@@ -87,23 +89,12 @@
   }
 
   // ---- Charts ------------------------------------------------------------------------------
-  var CONFIG = { displaylogo: false, responsive: true,
-                 modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
-
   function layout(name) {
     var axis = $("x-axis").value;
-    var grid = { gridcolor: "#eef2f7", zeroline: false, linecolor: "#cbd5e1", automargin: true };
     var xTitle = { step: "step", epoch: "epoch", elapsed: "elapsed (min)" }[axis];
-    return {
-      margin: { l: 56, r: 12, t: 28, b: 40 }, height: 300, meta: name,
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: FONT, size: 12, color: "#475569" },
-      xaxis: Object.assign({ title: { text: xTitle } }, grid),
-      yaxis: Object.assign({ type: $("log-scale").checked ? "log" : "linear",
-                             exponentformat: "power" }, grid),
-      showlegend: true, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-      hovermode: "x unified", uirevision: name + axis,
-    };
+    return Object.assign(baseLayout({ xTitle: xTitle, uirevision: name + axis,
+                                      yType: $("log-scale").checked ? "log" : "linear" }),
+                         { height: 300, meta: name });
   }
 
   function traces(name) {
@@ -199,7 +190,7 @@
     refreshHealth();
     views.renderDiff(data);
     views.renderSamples(data.samples, data.runs);
-    window.TuneDeckCompareEvaluations.refresh(data.runs);
+    CompareEvaluations.refresh(data.runs);
     fillMetricSelect($("add-metric"), $("add-metric").value);
     state.charts.forEach(function (chart) { fillMetricSelect(chart.select, chart.name); });
     var active = data.runs.filter(function (run) { return TuneDeck.TERMINAL.indexOf(run.status) < 0; });
@@ -234,7 +225,7 @@
       var live = renderAll(data);
       var first = DEFAULT_CHARTS.filter(function (n) { return data.metric_names.indexOf(n) >= 0; });
       if (!first.length) {
-        first = data.metric_names.filter(function (n) { return !SKIP.test(n); }).slice(0, 2);
+        first = data.metric_names.filter(isCurve).slice(0, 2);
       }
       first.slice(0, 2).forEach(addChart);
       if (live) stopPolling = TuneDeck.poll(poll, 3000);
@@ -242,6 +233,4 @@
   });
 
   // For tests and the console: the loaded payload and the charts' Plotly divs.
-  window.TuneDeckCompare = { state: state, ema: ema, lookup: lookup,
-                             stop: function () { if (stopPolling) stopPolling(); } };
 })();

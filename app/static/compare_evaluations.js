@@ -1,9 +1,11 @@
 /* Compare page: the compared runs' evaluations side by side, one column per run, from
    GET /api/evaluations?run_ids=… (built with textContent only). Per run it shows the latest
    completed evaluation of each evaluation set (its eval split, or a dataset), newest first. */
-(function () {
+import { TuneDeck } from "/static/app.js";
+import { CompareViews } from "/static/compare_views.js";
+export const CompareEvaluations = (function () {
   "use strict";
-  var views = window.TuneDeckCompareViews;
+  var views = CompareViews;
   var el = views.el;
 
   function $(id) { return document.getElementById(id); }
@@ -92,5 +94,5 @@
       .then(function (result) { if (result.ok) render(runs, result.data); });
   }
 
-  window.TuneDeckCompareEvaluations = { refresh: refresh, latestCompleted: latestCompleted };
+  return { refresh: refresh, latestCompleted: latestCompleted };
 })();

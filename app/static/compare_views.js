@@ -1,10 +1,10 @@
 /* Compare page views: the summary, health, config diff and samples tables, built from the
    /api/compare payload with textContent only. compare.js owns the data, charts and polling. */
-(function () {
+import { TuneDeck } from "/static/app.js";
+import { colourAt } from "/static/charts.js";
+export const CompareViews = (function () {
   "use strict";
   // One colour per run (its position in ?runs=), the same on every chart and table.
-  var COLORS = ["#4f46e5", "#f97316", "#0ea5e9", "#16a34a", "#db2777", "#a16207", "#7c3aed",
-                "#0d9488", "#dc2626", "#64748b"];
 
   function $(id) { return document.getElementById(id); }
   function el(tag, text, className) {
@@ -13,7 +13,7 @@
     if (className) node.className = className;
     return node;
   }
-  function colour(run) { return COLORS[run.colour % COLORS.length]; }
+  function colour(run) { return colourAt(run.colour); }
 
   // ---- Tables ------------------------------------------------------------------------------
   function swatch(run) {
@@ -172,7 +172,7 @@
     });
   }
 
-  window.TuneDeckCompareViews = {
+  return {
     el: el, colour: colour, renderSummary: renderSummary, renderHealth: renderHealth,
     renderDiff: renderDiff, applyOnlyDifferences: applyOnlyDifferences,
     renderSamples: renderSamples,

@@ -1,4 +1,5 @@
 /* Datasets page: upload with a progress bar, then "validating…", errors under the form. */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var form = document.getElementById("upload-form");

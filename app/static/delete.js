@@ -2,6 +2,8 @@
    data-then="/runs">. A checkpoint row's button (data-delete-checkpoint) reads its step from the
    row, since the run page redraws those rows. The API's refusal (409: what uses it) is shown
    beside the button; on success the page goes to data-then, or the row disappears. */
+import { TuneDeck } from "/static/app.js";
+
 (function () {
   "use strict";
 

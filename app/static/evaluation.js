@@ -1,5 +1,6 @@
 /* Evaluation page: a progress bar while queued/running (reloads when done), then the
    per-example review table with sort and filter. User text only ever goes in via textContent. */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var root = document.getElementById("evaluation");

@@ -1,4 +1,5 @@
 /* Playground: queue a generation, poll it, show each answer when it lands (textContent only). */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var form = document.getElementById("playground-form");

@@ -1,5 +1,7 @@
 /* Run page: poll the run, its metrics and checkpoints every 2 s while it is queued or running;
    one final refresh when it ends. Charts are Plotly (served from the installed wheel). */
+import { TuneDeck } from "/static/app.js";
+import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
 (function () {
   "use strict";
   var root = document.getElementById("run-detail");
@@ -87,11 +89,7 @@
   });
 
   // ---- Charts ------------------------------------------------------------------------------
-  // Bookkeeping values the trainer logs that are not training curves.
-  var SKIP = /^(epoch|step|total_flos|num_tokens|num_input_tokens_seen|runtime|train_runtime|train_loss)$|_per_second$/;
   var FIRST = ["loss", "learning_rate", "grad_norm"];
-  var COLORS = ["#4f46e5", "#f97316", "#0ea5e9", "#16a34a", "#db2777", "#a16207"];
-  var FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
 
   function groupOf(name) {
     if (DPO) return dpoGroup(name);
@@ -133,7 +131,7 @@
   function groups(metrics) {
     var found = {};
     Object.keys(metrics).sort().forEach(function (name) {
-      if (SKIP.test(name.replace(/^eval_/, "")) || !metrics[name].length) return;
+      if (!isCurve(name) || !metrics[name].length) return;
       var group = groupOf(name);
       (found[group] = found[group] || []).push(name);
     });
@@ -149,27 +147,16 @@
       return {
         x: points.map(function (p) { return p[0]; }), y: points.map(function (p) { return p[1]; }),
         name: name, type: "scatter", mode: isEval || points.length < 30 ? "lines+markers" : "lines",
-        line: { color: COLORS[i % COLORS.length], width: 2, dash: isEval ? "dash" : "solid" },
+        line: { color: colourAt(i), width: 2, dash: isEval ? "dash" : "solid" },
         marker: { size: isEval ? 7 : 4 },
       };
     });
   }
 
   function layout(showLegend) {
-    var axis = { gridcolor: "#eef2f7", zeroline: false, linecolor: "#cbd5e1", automargin: true };
-    return {
-      margin: { l: 56, r: 16, t: showLegend ? 28 : 8, b: 40 },
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { family: FONT, size: 12, color: "#475569" },
-      xaxis: Object.assign({ title: { text: "step" }, rangemode: "tozero" }, axis),
-      yaxis: Object.assign({ exponentformat: "power" }, axis),
-      showlegend: showLegend, legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-      hovermode: "x unified", uirevision: "keep",
-    };
+    return baseLayout({ showLegend: showLegend, xaxis: { rangemode: "tozero" } });
   }
 
-  var CONFIG = { displaylogo: false, responsive: true,
-                 modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
   function chartDiv(group) {
     var id = "chart-" + group.replace(/[^A-Za-z0-9_-]+/g, "-");
@@ -207,7 +194,7 @@
   }
 
   function refreshMetrics() {
-    return TuneDeck.api("GET", base + "/metrics").then(function (result) {
+    return TuneDeck.api("GET", base + "/series").then(function (result) {
       if (result.ok) drawCharts(result.data.metrics);
     });
   }

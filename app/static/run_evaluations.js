@@ -1,5 +1,6 @@
 /* The run page's evaluation section: list the run's evaluations (polling while any is active),
    fill the checkpoint choices, start an evaluation. */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var root = document.getElementById("run-evaluations");

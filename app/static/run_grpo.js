@@ -1,6 +1,7 @@
 /* GRPO run page: sampled completions with each reward function's score, refreshed every 3 s while
    the run is active (run_detail.js keeps data-status current), once more when it ends. Every
    user-visible string goes in with textContent. */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var root = document.getElementById("run-detail");

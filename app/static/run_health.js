@@ -1,5 +1,6 @@
 /* Run page: health signals (GET /api/runs/{id}/health) as a warning list, refreshed every 10 s
    while the run is queued or running. */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var root = document.getElementById("run-detail");

@@ -1,4 +1,6 @@
 /* New run form: strategy sections, base model "other", submit as JSON, errors at the field. */
+import { TuneDeck } from "/static/app.js";
+import { Grpo } from "/static/run_new_grpo.js";
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -156,8 +158,8 @@
     var queue = form.elements.queue ? form.elements.queue.value.trim() : "";
     if (queue) body.queue = queue;
     // GRPO's reward rows come from its own section (strategy_grpo.html, run_new_grpo.js).
-    if (body.strategy === "grpo" && window.TuneDeckGrpo) {
-      var rewards = window.TuneDeckGrpo.collect();
+    if (body.strategy === "grpo" && Grpo) {
+      var rewards = Grpo.collect();
       body.reward_functions = rewards.rewards;
       rewards.problems.forEach(function (p) { problems.push(["top", "reward_functions", p]); });
     }

@@ -1,8 +1,9 @@
 /* New run form, GRPO section: reward-function rows built from GET /api/reward-functions, their
    params as small inputs generated from each function's defaults, the reasoning-format preset.
-   run_new.js asks window.TuneDeckGrpo.collect() for the reward_functions when GRPO is picked.
+   run_new.js asks Grpo.collect() (this module's export) for the reward_functions when GRPO is picked.
    A link may pre-fill rows with ?rewards=exact_answer:1,soft_format:0.25 (name[:weight]). */
-(function () {
+import { TuneDeck } from "/static/app.js";
+export const Grpo = (function () {
   "use strict";
   var rowsBox = document.getElementById("reward-rows");
   if (!rowsBox) return;
@@ -231,5 +232,5 @@
     rowsBox.setAttribute("data-ready", "");
   });
 
-  window.TuneDeckGrpo = { collect: collect, parseRewardsParam: parseRewardsParam };
+  return { collect: collect, parseRewardsParam: parseRewardsParam };
 })();

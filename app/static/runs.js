@@ -1,4 +1,5 @@
 /* Runs page: poll GET /api/runs every 2 s and update the table in place (rows from the template). */
+import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
   var tbody = document.querySelector("#runs-table tbody");

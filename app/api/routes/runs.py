@@ -11,6 +11,8 @@ from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
 from app.schemas import RunCreate, RunPublic, SamplePublic
+from app.services.compare import comparison as compare
+from app.services.compare import series as compare_series
 from app.services.jobs import deletion, launch
 from app.services.jobs import runs as service
 
@@ -47,11 +49,27 @@ def get_run(run: RunDep, session: SessionDep) -> RunPublic:
     return launch.run_public(session, run)
 
 
+@router.get("/{run_id}/series")
+def get_series(
+    run: RunDep, session: SessionDep,
+    max_points: int = Query(default=compare.DEFAULT_MAX_POINTS, ge=10,
+                            le=compare.MAX_POINTS_LIMIT),
+) -> dict:
+    """The run page's curves: every metric downsampled to at most `max_points` (extremes kept),
+    through the same cached series service as the compare page."""
+    names = compare_series.metric_names(session, runs=[run])
+    series = compare_series.chart_series(session, runs=[run], names=names,
+                                         max_points=max_points)[run.id]
+    return {"max_points": max_points, "metrics": {
+        name: [[s, finite_or_none(v)] for s, v in points] for name, points in series.items()}}
+
+
 @router.get("/{run_id}/metrics")
 def get_metrics(
     run: RunDep, session: SessionDep, names: str | None = Query(default=None, max_length=2000)
 ) -> dict:
-    """A run's logged metrics as [step, value] pairs per name."""
+    """A run's logged metrics at full resolution as [step, value] pairs per name (the run page
+    reads the downsampled `/series`)."""
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else None
     series = metrics.read_series(session, run_ids=[run.id], names=wanted).get(run.id, {})
     return {
