@@ -10,6 +10,7 @@ from app.domain import metrics
 from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
+from app.domain.runs import enqueue
 from app.schemas import RunCreate, RunPublic, SamplePublic
 from app.services.compare import comparison as compare
 from app.services.compare import series as compare_series
@@ -104,7 +105,7 @@ def cancel_run(run: RunDep, session: SessionDep) -> RunPublic:
 def resume_run(run: RunDep, session: SessionDep, store: StoreDep) -> RunPublic:
     """Continue a failed or cancelled run from its latest checkpoint."""
     service.resume_run(session, run=run, store=store)
-    service.enqueue(run)
+    enqueue(run)
     return launch.run_public(session, run)
 
 
