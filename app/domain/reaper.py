@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core.config import settings
 from app.domain import jobs, runs
 from app.domain.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
+from app.domain.progress import Live
 from app.domain.requeue import (
     expire_lost_generations,
     requeue_lost_evaluations,
@@ -46,7 +47,6 @@ def reap_interval(lost_after_s: float) -> float:
     return min(10.0, lost_after_s / 3)
 
 
-Live = Run | Evaluation | Generation  # rows a worker heartbeats while it runs them
 HEARTBEATING: tuple[type[Run], type[Evaluation], type[Generation]] = (Run, Evaluation, Generation)
 
 
