@@ -58,8 +58,11 @@ def reset_postgres(url: str = POSTGRES_URL) -> None:
 
 
 def scratch_postgres(name: str) -> str:
-    """A fresh database beside the test one, so schema tests never touch a live server's."""
+    """A fresh database beside the test one, so schema tests never touch a live server's. Its
+    name carries the test database's, so two checkouts testing at once never share one."""
     from sqlalchemy import create_engine, text
+
+    name = f"{POSTGRES_URL.rsplit('/', 1)[1]}_{name}"
 
     engine = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
