@@ -1,6 +1,5 @@
 import math
 import random
-import time
 
 import pytest
 
@@ -93,16 +92,14 @@ def test_many_non_finite_values_stay_bounded(every, max_points):
         assert max(finite_ys(out)) == 12.0 and min(finite_ys(out)) == 0.0
 
 
-def test_twenty_thousand_points_under_ten_ms():
+def test_twenty_thousand_points_fit_the_budget_and_keep_the_extremes():
+    # Its speed is measured by bench/compare_scale.py, never asserted here.
     points = noisy_series(20_000)
-    # Best of five: the CPU is shared, a single sample can be unlucky.
-    best = math.inf
-    for _ in range(5):
-        start = time.perf_counter()
-        out = downsample(points, 1000)
-        best = min(best, time.perf_counter() - start)
+    out = downsample(points, 1000)
     assert len(out) <= 1000
-    assert best < 0.010
+    assert out[0] == points[0] and out[-1] == points[-1]
+    ys = [y for _, y in points]
+    assert max(y for _, y in out) == max(ys) and min(y for _, y in out) == min(ys)
 
 
 def test_ema_zero_is_identity():
