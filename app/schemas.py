@@ -8,6 +8,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def validation_detail(errors: list[dict[str, Any]], *, skip: tuple[str, ...] = ("body",)) -> str:
+    """Pydantic errors as the API's 422 ``detail``: ``field.path: message`` joined by "; ". The
+    server and the client (run files) both word them so, and the launch form marks each field."""
+    messages = []
+    for error in errors:
+        where = ".".join(str(p) for p in error["loc"] if p not in skip)
+        messages.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(messages)
+
+
 class DatasetPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
