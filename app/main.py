@@ -21,6 +21,7 @@ from app.api.routes import (
     evaluation_pages,
     evaluations,
     health,
+    notifications,
     pages,
     run_files,
     runs,
@@ -88,6 +89,7 @@ def create_app() -> FastAPI:
     app.include_router(evaluation_pages.router)
     app.include_router(compare_routes.router)
     app.include_router(run_files.router)
+    app.include_router(notifications.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

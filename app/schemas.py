@@ -57,6 +57,9 @@ class RunCreate(BaseModel):
     reward_functions: list[RewardFunctionIn] = Field(default_factory=list)
     backend: Literal["auto", "trl", "unsloth"] = "auto"
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Apprise URLs told when this run finishes or fails (instead of TUNEDECK_NOTIFY_URLS; [] for
+    # none). Never shown back: they may hold tokens.
+    notify_urls: list[str] | None = Field(default=None, max_length=20)
 
 
 class RunPublic(BaseModel):
@@ -170,3 +173,19 @@ class StrategyAdvice(BaseModel):
     launch_url: str
     num_examples: int | None
     large_threshold: int
+
+
+class NotificationPublic(BaseModel):
+    """One message about a run to one target (the URL's secrets masked)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    event: str
+    target: str
+    status: Literal["pending", "sent", "failed"]
+    attempts: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
