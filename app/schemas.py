@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -59,7 +59,8 @@ class RunCreate(BaseModel):
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     # Apprise URLs told when this run finishes or fails (instead of TUNEDECK_NOTIFY_URLS; [] for
     # none). Never shown back: they may hold tokens.
-    notify_urls: list[str] | None = Field(default=None, max_length=20)
+    notify_urls: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+        default=None, max_length=20, examples=[["ntfy://ntfy.sh/my-topic"]])
 
 
 class RunPublic(BaseModel):
