@@ -19,17 +19,23 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.db import session_scope
 from app.domain.models import Checkpoint, Evaluation, Notification, Run
 
 log = logging.getLogger(__name__)
+# Opens a unit of work that commits on exit: the app's database unless a caller (the reaper, on
+# whatever database it watches) passes its own.
+Sessions = Callable[[], AbstractContextManager[Session]]
 
 SIGNATURE_HEADER = "X-TuneDeck-Signature-256"
 EVENT_HEADER = "X-TuneDeck-Event"
@@ -160,7 +166,8 @@ def send(url: str, payload: dict[str, Any]) -> None:
         send_apprise(url, payload, timeout=settings.notify_timeout_s)
 
 
-def deliver(deliveries: list[tuple[int, str]], payload: dict[str, Any]) -> None:
+def deliver(deliveries: list[tuple[int, str]], payload: dict[str, Any],
+            sessions: Sessions = session_scope) -> None:
     """Send ``payload`` to each (notification id, url), retrying with back-off; record each
     attempt on its row. Runs in a background thread: it never raises."""
     for notification_id, url in deliveries:
@@ -172,17 +179,18 @@ def deliver(deliveries: list[tuple[int, str]], payload: dict[str, Any]) -> None:
             except Exception as exc:  # noqa: BLE001 - any failure is recorded, never raised
                 error = str(exc)[:2000] or type(exc).__name__
                 status = "failed" if attempt == attempts else "pending"
-            _record(notification_id, attempt=attempt, status=status, error=error)
+            _record(sessions, notification_id, attempt=attempt, status=status, error=error)
             if status != "pending":
                 break
             time.sleep(settings.notify_backoff_s * 2 ** (attempt - 1))
 
 
-def _record(notification_id: int, *, attempt: int, status: str, error: str | None) -> None:
+def _record(sessions: Sessions, notification_id: int, *, attempt: int, status: str,
+            error: str | None) -> None:
     from app.domain.models import utcnow
 
     try:
-        with session_scope() as session:
+        with sessions() as session:
             row = session.get(Notification, notification_id)
             if row is None:  # the run was deleted meanwhile
                 return
@@ -194,11 +202,11 @@ def _record(notification_id: int, *, attempt: int, status: str, error: str | Non
 
 
 def notify(run_id: int, event: str, *, extra: dict[str, Any] | None = None,
-           wait: bool = False) -> threading.Thread | None:
+           wait: bool = False, sessions: Sessions = session_scope) -> threading.Thread | None:
     """Record and send ``event`` about run ``run_id`` to its targets in a background thread
     (``wait``: send in this thread). Never raises: notifications are never worth a run."""
     try:
-        with session_scope() as session:
+        with sessions() as session:
             run = session.get(Run, run_id)
             if run is None:
                 return None
@@ -218,26 +226,27 @@ def notify(run_id: int, event: str, *, extra: dict[str, Any] | None = None,
         log.exception("could not prepare the %s notification of run %s", event, run_id)
         return None
     if wait:
-        deliver(deliveries, payload)
+        deliver(deliveries, payload, sessions)
         return None
-    thread = threading.Thread(target=deliver, args=(deliveries, payload), daemon=True,
+    thread = threading.Thread(target=deliver, args=(deliveries, payload, sessions), daemon=True,
                               name=f"notify-run-{run_id}")
     thread.start()
     return thread
 
 
-def notify_run_finished(run_id: int) -> threading.Thread | None:
+def notify_run_finished(run_id: int, *, sessions: Sessions = session_scope
+                        ) -> threading.Thread | None:
     """After a run's final transition: run.completed or run.failed (a cancel is the user's own
     doing and tells nobody)."""
     try:
-        with session_scope() as session:
+        with sessions() as session:
             run = session.get(Run, run_id)
             status = run.status.value if run is not None else None
     except Exception:
         log.exception("could not read run %s to notify", run_id)
         return None
     if status in ("completed", "failed"):
-        return notify(run_id, f"run.{status}")
+        return notify(run_id, f"run.{status}", sessions=sessions)
     return None
 
 

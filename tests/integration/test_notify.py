@@ -7,15 +7,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.core.config import Settings, settings
 from app.core.db import SessionLocal
 from app.domain import notify
-from app.domain.models import RunStatus
+from app.domain.models import Notification, Run, RunStatus
+from app.domain.reaper import reap_lost
 from tests.factories import add_checkpoint, add_run
 from tests.receiver import Receiver
+from tests.unit.test_requeue import T0, factory, make_run  # noqa: F401
 
 
 @pytest.fixture
@@ -59,8 +63,9 @@ def test_a_completed_run_sends_a_signed_json_webhook(migrated_app, client, recei
 
 
 def test_a_receiver_answering_500_is_retried_with_backoff_then_shown_failed(
-        migrated_app, client, receiver, fast_retries):
+        migrated_app, client, receiver, fast_retries, monkeypatch):
     receiver.answers["/down"] = (500, 0.0)
+    monkeypatch.setattr(settings, "notify_backoff_s", 0.3)
     with SessionLocal() as session:
         run = add_run(session, name="unlucky", status=RunStatus.failed, error="boom\ntrace",
                       notify_urls=[receiver.url("/down"), receiver.url("/up")])
@@ -69,7 +74,7 @@ def test_a_receiver_answering_500_is_retried_with_backoff_then_shown_failed(
     down = receiver.at("/down")
     assert len(down) == 3  # 1 + notify_retries
     gaps = [b.at - a.at for a, b in zip(down, down[1:], strict=False)]
-    assert gaps[1] > gaps[0] * 1.5 and gaps[0] >= 0.05  # back-off doubles
+    assert gaps[0] >= 0.3 and gaps[1] >= 0.6  # the back-off doubles
     [up] = receiver.at("/up")
     assert json.loads(up.body)["message"] == f"run #{run.id} unlucky failed: boom"
     rows = client.get(f"/api/runs/{run.id}/notifications").json()
@@ -121,3 +126,23 @@ def test_a_run_with_a_bad_notification_url_is_refused_at_launch(client):
                                                 "notification URL Apprise knows")
     body["notify_urls"] = ["ntfy://ok/topic"]
     assert client.post("/api/runs", json=body).status_code == 201
+
+
+def test_a_run_whose_worker_is_lost_is_announced_failed(factory, receiver,  # noqa: F811
+                                                        fast_retries):
+    # The reaper works on whatever database it watches (here a scratch one): so do its messages.
+    with factory() as session:
+        run = make_run(session, status=RunStatus.running, worker="gone:1", started_at=T0,
+                       heartbeat_at=T0, notify_urls=[receiver.url("/lost")])
+        assert reap_lost(session, Run, lost_after_s=45, now=T0 + timedelta(seconds=60)) == [
+            run.id]
+    receiver.wait_for(lambda: receiver.at("/lost"), timeout=30)
+    payload = json.loads(receiver.at("/lost")[0].body)
+    assert payload["event"] == "run.failed"
+    assert payload["message"].startswith(f"run #{run.id} r failed: worker lost")
+
+    def row():
+        with factory() as session:
+            return session.scalars(select(Notification)).one()
+
+    receiver.wait_for(lambda: row().status == "sent", timeout=30)
