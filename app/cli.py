@@ -1,4 +1,5 @@
-"""The ``tunedeck`` command: up (web + worker), web, worker, migrate."""
+"""The ``tunedeck`` command: up (web + worker), web, worker, migrate; and, through the Python
+client (app/client/cli.py), datasets, runs and compare against a running server."""
 
 from __future__ import annotations
 
@@ -146,8 +147,19 @@ def worker(args: argparse.Namespace) -> int:
     )
 
 
+CLIENT_COMMANDS = {"datasets", "runs", "compare"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tunedeck", description=__doc__)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in CLIENT_COMMANDS:
+        from app.client.cli import main as client_main
+
+        return client_main(argv)
+    parser = argparse.ArgumentParser(
+        prog="tunedeck", description=__doc__,
+        epilog="Client commands (tunedeck datasets|runs|compare --help): datasets upload/ls, "
+               "runs launch/ls/watch/download/yaml/cancel/resume, compare.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("up", up), ("web", web)):
         cmd = sub.add_parser(

@@ -21,7 +21,9 @@ from app.api.routes import (
     evaluation_pages,
     evaluations,
     health,
+    notifications,
     pages,
+    run_files,
     runs,
 )
 from app.api.routes import auth as auth_routes
@@ -32,18 +34,16 @@ from app.core import security
 from app.core.config import settings
 from app.core.paths import STATIC_DIR
 from app.domain.errors import TuneDeckError
+from app.schemas import validation_detail
 
 
 def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    messages = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"] if p != "body")
-        messages.append(f"{where}: {error['msg']}" if where else error["msg"])
     # A body sent with the wrong content type arrives as bytes: not JSON-serialisable as is.
     errors = jsonable_encoder(
         exc.errors(), custom_encoder={bytes: lambda b: b.decode("utf-8", "replace")}
     )
-    return JSONResponse({"detail": "; ".join(messages), "errors": errors}, status_code=422)
+    return JSONResponse({"detail": validation_detail(exc.errors()), "errors": errors},
+                        status_code=422)
 
 
 def _user_error(_request: Request, exc: TuneDeckError) -> JSONResponse:
@@ -88,6 +88,8 @@ def create_app() -> FastAPI:
     app.include_router(evaluations.router)
     app.include_router(evaluation_pages.router)
     app.include_router(compare_routes.router)
+    app.include_router(run_files.router)
+    app.include_router(notifications.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def validation_detail(errors: list[dict[str, Any]], *, skip: tuple[str, ...] = ("body",)) -> str:
+    """Pydantic errors as the API's 422 ``detail``: ``field.path: message`` joined by "; ". The
+    server and the client (run files) both word them so, and the launch form marks each field."""
+    messages = []
+    for error in errors:
+        where = ".".join(str(p) for p in error["loc"] if p not in skip)
+        messages.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(messages)
 
 
 class DatasetPublic(BaseModel):
@@ -47,6 +57,10 @@ class RunCreate(BaseModel):
     reward_functions: list[RewardFunctionIn] = Field(default_factory=list)
     backend: Literal["auto", "trl", "unsloth"] = "auto"
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Apprise URLs told when this run finishes or fails (instead of TUNEDECK_NOTIFY_URLS; [] for
+    # none). Never shown back: they may hold tokens.
+    notify_urls: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
+        default=None, max_length=20, examples=[["ntfy://ntfy.sh/my-topic"]])
 
 
 class RunPublic(BaseModel):
@@ -160,3 +174,19 @@ class StrategyAdvice(BaseModel):
     launch_url: str
     num_examples: int | None
     large_threshold: int
+
+
+class NotificationPublic(BaseModel):
+    """One message about a run to one target (the URL's secrets masked)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    run_id: int
+    event: str
+    target: str
+    status: Literal["pending", "sent", "failed"]
+    attempts: int
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None

@@ -15,6 +15,7 @@ from app.core.config import settings
 from app.core.db import session_scope
 from app.domain import jobs
 from app.domain.models import Evaluation, Generation, JobStatus
+from app.domain.notify import notify_evaluation_finished
 from worker.celery_app import celery_app
 from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
 
@@ -52,6 +53,8 @@ def run_child(kind: str, job_id: int) -> str:
         with session_scope() as session:
             jobs.transition(session, table, job_id=job_id, to=JobStatus.failed,
                             error=f"{reason}\n{tail}" if tail else reason)
+    if kind == "evaluate":
+        notify_evaluation_finished(job_id)  # in the background
     return "done"
 
 

@@ -18,6 +18,7 @@ from celery.signals import worker_ready
 from app.core.config import settings
 from app.core.db import session_scope
 from app.domain.models import Run, RunStatus, utcnow
+from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import transition
@@ -89,6 +90,7 @@ def train_run(run_id: int) -> str:
                 to=RunStatus.failed,
                 error=f"{reason}\n{tail}" if tail else reason,
             )
+    notify_run_finished(run_id)  # in the background: never delays the next run
     return "done"
 
 

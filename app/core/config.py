@@ -57,6 +57,27 @@ class Settings(BaseSettings):
     # Extra options for fsspec (e.g. endpoint_url for an S3-compatible server), as JSON.
     storage_options: Annotated[dict, NoDecode] = Field(default_factory=dict)
 
+    # Notifications (domain/notify.py): Apprise URLs told when a run finishes or fails and when
+    # an evaluation finishes, comma- or space-separated (or a JSON list); a run may set its own.
+    notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # HMAC-SHA256 key signing the body of generic JSON webhooks (json:// and jsons:// URLs):
+    # header X-TuneDeck-Signature-256: sha256=<hex>.
+    notify_secret: str = ""
+    # A failed send is retried this many times, waiting notify_backoff_s, then twice as long...
+    notify_retries: int = Field(default=3, ge=0, le=10)
+    notify_backoff_s: float = Field(default=2.0, ge=0)
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _parse_notify_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in text.replace(",", " ").split() if part]
+        return value
+
     @field_validator("storage_options", mode="before")
     @classmethod
     def _parse_storage_options(cls, value: object) -> object:

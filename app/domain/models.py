@@ -127,6 +127,8 @@ class Run(Base):
     attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # One {"step", "at"} per resume (the checkpoint it continued from), for the charts.
     resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    # Where to notify when it ends (Apprise URLs); None: the server's TUNEDECK_NOTIFY_URLS.
+    notify_urls: Mapped[list[str] | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(
@@ -266,4 +268,22 @@ class Generation(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Notification(Base):
+    """One message about a run (it finished, failed, its evaluation finished) to one target URL:
+    sent in the background with retries; the run page lists failures (domain/notify.py)."""
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    # The URL with its secrets masked: what the run page shows.
+    target: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

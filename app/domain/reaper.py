@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.domain import jobs, runs
+from app.domain import jobs, notify, runs
 from app.domain.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
 from app.domain.progress import Live
 from app.domain.requeue import (
@@ -83,6 +83,10 @@ def reap_lost(
             reaped.append(row.id)
     if reaped:
         log.warning("marked %s %s failed: worker lost", model.__tablename__, reaped)
+    if reaped and model is Run:  # tell whoever waits for them (in the background)
+        sessions = sessionmaker(bind=session.get_bind(), expire_on_commit=False).begin
+        for run_id in reaped:
+            notify.notify_run_finished(run_id, sessions=sessions)
     return reaped
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.storage import store
-from app.domain import checkpoints, run_phases, runs
+from app.domain import checkpoints, notify, run_phases, runs
 from app.domain.catalogue import CATALOGUE
 from app.domain.errors import Invalid
 from app.domain.evaluations import reward_column_problem
@@ -108,6 +108,9 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
             "hyperparameters.load_in_4bit: 4-bit loading needs the unsloth backend: "
             "use backend 'unsloth' or 'auto', or turn it off"
         )
+    for i, url in enumerate(spec.notify_urls or []):
+        if problem := notify.url_problem(url):
+            raise LaunchError(f"notify_urls.{i}: {problem}")
     if spec.strategy == "grpo":
         validate_rewards(spec, dataset)
     elif spec.reward_functions:
@@ -162,6 +165,9 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
         backend=spec.backend,
         queue=spec.queue or settings.default_queue,
     )
+    if spec.notify_urls is not None:  # its own targets instead of TUNEDECK_NOTIFY_URLS
+        run.notify_urls = spec.notify_urls
+        session.commit()
     runs.enqueue(run)
     return run
 
