@@ -183,7 +183,8 @@ def test_runs_list_filters_and_compare_selected(live_server, page):
     expect(button).to_have_text("Compare selected (2)")
     button.click()
     expect(page).to_have_url(f"{live_server.url}/compare?runs={second},{first}")
-    expect(page.locator("#summary-table tbody tr")).to_have_count(2)
+    # A loaded machine: Plotly (3 MB) loads before the page's modules run.
+    expect(page.locator("#summary-table tbody tr")).to_have_count(2, timeout=20_000)
 
 
 def test_compare_shows_each_runs_latest_completed_evaluation(live_server, page):
