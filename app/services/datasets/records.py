@@ -80,5 +80,7 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.id.desc())))
 
 
-def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20) -> list[dict]:
-    return rows_for_preview(read_dataset_rows(store, dataset, limit=limit), limit)
+def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20, offset: int = 0
+            ) -> list[dict]:
+    """Rows ``offset + 1`` to ``offset + limit`` as display text (read up to the last of them)."""
+    return rows_for_preview(read_dataset_rows(store, dataset, limit=offset + limit)[offset:], limit)
