@@ -118,6 +118,15 @@ export function resumeMarks(points) {
 }
 
 // ---- Legend --------------------------------------------------------------------------------
+/* Long names lose their middle, not their end: runs of one sweep differ in the last part. */
+export function shortName(name, max) {
+  const limit = max || 40;
+  const text = String(name);
+  if (text.length <= limit) return text;
+  const tail = Math.floor((limit - 1) / 2);
+  return text.slice(0, limit - 1 - tail) + "…" + text.slice(text.length - tail);
+}
+
 /* The legend as HTML under the chart, never inside Plotly's drawing area (six long entries
    there left 40 px of plot). A click shows or hides that line; names too long are cut, the
    full name on hover. */
@@ -142,7 +151,7 @@ export function drawLegend(plot, traces) {
     if (trace.line.dash === "dash") swatch.classList.add("dashed");
     const label = document.createElement("span");
     label.className = "legend-name";
-    label.textContent = trace.name;
+    label.textContent = shortName(trace.name);
     button.appendChild(swatch);
     button.appendChild(label);
     button.addEventListener("click", function () {
