@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from app.api import openapi_doc
 from app.api.errors import out_of_range
 from app.api.routes import (
     api_docs,
@@ -29,6 +30,7 @@ from app.api.routes import (
 from app.api.routes import auth as auth_routes
 from app.api.routes import compare as compare_routes
 from app.api.routes import rewards as reward_routes
+from app.api.routes import run_figures as run_figure_routes
 from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
@@ -90,6 +92,8 @@ def create_app() -> FastAPI:
     app.include_router(compare_routes.router)
     app.include_router(run_files.router)
     app.include_router(notifications.router)
+    app.include_router(run_figure_routes.router)
+    app.openapi = lambda: openapi_doc.openapi(app)  # type: ignore[method-assign]
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -13,8 +13,10 @@ from app.core.db import session_scope
 from app.core.storage import ArtifactStore
 from app.domain import checkpoints, metrics
 from app.domain.models import Run, Sample, utcnow
-from app.domain.progress import record_progress
+from app.domain.progress import record_progress, seconds_per_step
 from app.domain.run_phases import set_phase
+
+STEP_MARKS = 60
 
 
 class DbReporter:
@@ -38,7 +40,8 @@ class DbReporter:
         self._last_poll = 0.0
         self._stop = False
         self._progress: dict = {}
-        self._rate_start: tuple[float, int] | None = None
+        # (step, monotonic time) of recent steps: the ETA's rate skips the first slow ones.
+        self._marks: list[tuple[int, float]] = []
         with session_scope() as session:
             run = session.get(Run, run_id)
             if run is None:
@@ -62,13 +65,11 @@ class DbReporter:
 
     def progress(self, step: int, max_steps: int, epoch: float | None) -> None:
         now = time.monotonic()
-        if self._rate_start is None:
-            self._rate_start = (now, step)
-        start_time, start_step = self._rate_start
-        eta = None
-        if step > start_step and max_steps:
-            seconds_per_step = (now - start_time) / (step - start_step)
-            eta = max(0.0, (max_steps - step) * seconds_per_step)
+        if not self._marks or step > self._marks[-1][0]:
+            self._marks.append((step, now))
+            del self._marks[:-STEP_MARKS]
+        rate = seconds_per_step(self._marks)
+        eta = max(0.0, (max_steps - step) * rate) if rate is not None and max_steps else None
         self._progress = {
             "step": step,
             "max_steps": max_steps or None,

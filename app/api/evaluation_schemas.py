@@ -43,6 +43,9 @@ class GenerationCreate(BaseModel):
     temperature: float = Field(default=0.7, ge=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=128, ge=1, le=2048)
+    # Greedy decoding: always the most likely next token (temperature and top_p unused), so the
+    # same prompt gets the same answer every time.
+    greedy: bool = False
 
 
 class EvaluationPublic(BaseModel):
@@ -109,6 +112,8 @@ class GenerationPublic(BaseModel):
     status: JobStatus
     base_output: str | None
     tuned_output: str | None
+    # Per answer ("base", "tuned"): prompt_tokens, new_tokens and seconds, once it exists.
+    answer_stats: dict[str, Any] | None = None
     error: str | None
     created_at: datetime
     finished_at: datetime | None

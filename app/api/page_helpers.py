@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, replace
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from app.domain.catalogue import CATALOGUE
 from app.domain.dataset_rules import FORMAT_LABELS
 from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS
@@ -277,3 +279,15 @@ def stats_rows(stats: Any) -> list[tuple[str, str, list[Any]]]:
             if isinstance(summary, dict):
                 rows.append((field, unit, [summary.get(k) for k in SUMMARY_KEYS]))
     return rows
+
+
+def inline_code(text: str | None) -> Markup:
+    """Escaped text with Markdown `code` (and any RST ``code`` left) as <code> elements."""
+    parts = re.split(r"``(.+?)``|`([^`]+)`", text or "")
+    html = []
+    for i in range(0, len(parts), 3):
+        html.append(str(escape(parts[i])))
+        if i + 1 < len(parts):
+            code = parts[i + 1] if parts[i + 1] is not None else parts[i + 2]
+            html.append(f"<code>{escape(code)}</code>")
+    return Markup("".join(html))

@@ -14,5 +14,6 @@ templates = Jinja2Templates(directory=TEMPLATES_DIR,
 templates.env.filters.update(
     duration=helpers.human_duration, filesize=helpers.human_bytes, number=helpers.number,
     format_label=helpers.format_label, short_metric=helpers.short_metric,
+    inline_code=helpers.inline_code,
 )
 templates.env.globals.update(token_summary=helpers.token_summary)

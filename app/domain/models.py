@@ -263,6 +263,8 @@ class Generation(Base):
     )
     base_output: Mapped[str | None] = mapped_column(Text)
     tuned_output: Mapped[str | None] = mapped_column(Text)
+    # {"base"|"tuned": {"prompt_tokens", "new_tokens", "seconds"}}, each as its answer lands.
+    answer_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))  # as Evaluation's
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

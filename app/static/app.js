@@ -49,7 +49,8 @@ export const TuneDeck = (function () {
         try { data = xhr.responseText ? JSON.parse(xhr.responseText) : null; } catch (e) { data = null; }
         var ok = xhr.status >= 200 && xhr.status < 300;
         resolve({ ok: ok, status: xhr.status, data: data,
-                  error: ok ? null : errorMessage(xhr.status, data, xhr.statusText) });
+                  error: ok ? null : errorMessage(xhr.status, data, xhr.statusText),
+                  header: function (name) { return xhr.getResponseHeader(name); } });
       });
       xhr.addEventListener("error", function () {
         resolve({ ok: false, status: 0, data: null,

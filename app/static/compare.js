@@ -2,7 +2,7 @@
    Charts are Plotly; each run keeps one colour on every chart (its position in ?runs=).
    While any run is queued or running the page polls and extends the curves in place. */
 import { TuneDeck } from "/static/app.js";
-import { baseLayout, CONFIG, isCurve } from "/static/charts.js";
+import { baseLayout, CONFIG, drawLegend, ema, flatRange, isCurve, metricTitle, stepAxis } from "/static/charts.js";
 import { CompareViews } from "/static/compare_views.js";
 import { CompareEvaluations } from "/static/compare_evaluations.js";
 (function () {
@@ -52,18 +52,6 @@ import { CompareEvaluations } from "/static/compare_evaluations.js";
   }
 
   // ---- Smoothing and x-axes ----------------------------------------------------------------
-  /* TensorBoard's debiased EMA (as app/services/series.ema); non-finite values pass through. */
-  function ema(values, alpha) {
-    if (!alpha) return values.slice();
-    var last = 0, count = 0;
-    return values.map(function (v) {
-      if (v === null || !isFinite(v)) return v;
-      last = last * alpha + (1 - alpha) * v;
-      count += 1;
-      return last / (1 - Math.pow(alpha, count));
-    });
-  }
-
   /* Linear interpolation in a [[step, x], ...] table sorted by step; null outside it. */
   function lookup(table, step) {
     if (!table || !table.length) return null;
@@ -89,11 +77,15 @@ import { CompareEvaluations } from "/static/compare_evaluations.js";
   }
 
   // ---- Charts ------------------------------------------------------------------------------
-  function layout(name) {
+  function layout(name, data) {
     var axis = $("x-axis").value;
     var xTitle = { step: "step", epoch: "epoch", elapsed: "elapsed (min)" }[axis];
-    return Object.assign(baseLayout({ xTitle: xTitle, uirevision: name + axis,
-                                      yType: $("log-scale").checked ? "log" : "linear" }),
+    var log = $("log-scale").checked;
+    var flat = log ? null : flatRange(data);
+    return Object.assign(baseLayout({ xTitle: xTitle, uirevision: name + axis, showLegend: false,
+                                      yTitle: metricTitle(name), yType: log ? "log" : "linear",
+                                      xaxis: axis === "step" ? stepAxis(data) : {},
+                                      yaxis: flat ? { range: flat } : {} }),
                          { height: 300, meta: name });
   }
 
@@ -123,7 +115,9 @@ import { CompareEvaluations } from "/static/compare_evaluations.js";
       chart.plot.textContent = "Charts could not load (/static/vendor/plotly.min.js).";
       return;
     }
-    Plotly.react(chart.plot, traces(chart.name), layout(chart.name), CONFIG);
+    var data = traces(chart.name);
+    Plotly.react(chart.plot, data, layout(chart.name, data), CONFIG);
+    drawLegend(chart.plot, data);
   }
 
   function drawAll() { state.charts.forEach(draw); }

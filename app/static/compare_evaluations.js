@@ -1,6 +1,6 @@
-/* Compare page: the compared runs' evaluations side by side, one column per run, from
+/* Compare page: the compared runs' evaluations as one table (rows = scores, columns = runs), from
    GET /api/evaluations?run_ids=… (built with textContent only). Per run it shows the latest
-   completed evaluation of each evaluation set (its eval split, or a dataset), newest first. */
+   completed evaluation of each evaluation set (its eval split, or a dataset). */
 import { TuneDeck } from "/static/app.js";
 import { CompareViews } from "/static/compare_views.js";
 export const CompareEvaluations = (function () {
@@ -15,7 +15,7 @@ export const CompareEvaluations = (function () {
     var seen = {};
     return list.filter(function (e) {
       if (e.run_id !== runId || e.status !== "completed") return false;
-      var key = e.split === "eval" ? "eval" : "dataset-" + e.dataset_id;
+      var key = setKey(e);
       if (seen[key]) return false;
       seen[key] = true;
       return true;
@@ -29,46 +29,51 @@ export const CompareEvaluations = (function () {
       TuneDeck.number(score.ci_high) + "]";
   }
 
-  function scoreTable(evaluation) {
-    var table = el("table", null, "eval-scores");
-    var head = el("tr");
-    ["Score", "Base → tuned", "Tuned − base [95% CI]", "Verdict"].forEach(function (label, i) {
-      head.appendChild(el("th", label, i === 1 || i === 2 ? "num" : ""));
-    });
-    table.appendChild(el("thead")).appendChild(head);
-    var body = table.appendChild(el("tbody"));
-    var primary = (evaluation.results || {}).primary;
-    ((evaluation.results || {}).scores || []).forEach(function (score) {
-      var row = el("tr", null, score.name === primary ? "primary" : "");
-      row.setAttribute("data-score", score.name);
-      row.appendChild(el("td", score.label || score.name));
-      row.appendChild(el("td", TuneDeck.number(score.base_mean) + " → " +
-                               TuneDeck.number(score.tuned_mean), "num"));
-      row.appendChild(el("td", interval(score), "num"));
-      row.appendChild(el("td", score.verdict || "—", "verdict verdict-" +
-                               String(score.verdict || "none").replace(/ /g, "-")));
-      body.appendChild(row);
-    });
-    return table;
+  /* Which evaluation set an evaluation scored: its run's eval split, or a dataset. */
+  function setKey(evaluation) {
+    return evaluation.split === "eval" ? "eval" : "dataset-" + evaluation.dataset_id;
+  }
+  function setLabel(evaluation) {
+    return evaluation.split === "eval" ? "eval split" : "dataset #" + evaluation.dataset_id;
   }
 
-  function evaluationBlock(evaluation) {
-    var block = el("div", null, "compare-evaluation");
-    block.setAttribute("data-evaluation-id", evaluation.id);
-    var link = el("a", "Evaluation #" + evaluation.id);
-    link.href = "/evaluations/" + evaluation.id;
-    var title = el("div", null, "compare-evaluation-title");
-    title.appendChild(link);
-    var where = evaluation.split === "eval" ? "eval split" : "dataset #" + evaluation.dataset_id;
-    var step = evaluation.checkpoint_step === null ? "base only" : "step " + evaluation.checkpoint_step;
-    title.appendChild(el("span", " · " + step + " · " + where + " · " +
-                                 ((evaluation.results || {}).examples || 0) + " examples",
-                         "muted small"));
-    block.appendChild(title);
-    block.appendChild(scoreTable(evaluation));
-    return block;
+  /* Column header: the run (name cut, full name on hover) and a link to the evaluation(s). */
+  function runHeader(run, evaluations) {
+    var th = el("th", null, "eval-run");
+    th.setAttribute("data-run-id", run.id);
+    th.style.borderTop = "3px solid " + views.colour(run);
+    th.appendChild(views.runName(run));
+    if (!evaluations.length) th.appendChild(el("div", "No completed evaluation", "muted small"));
+    evaluations.forEach(function (evaluation) {
+      var line = el("div", null, "small eval-link");
+      var link = el("a", "#" + evaluation.id);
+      link.href = "/evaluations/" + evaluation.id;
+      link.setAttribute("data-evaluation-id", evaluation.id);
+      line.appendChild(link);
+      var step = evaluation.checkpoint_step === null ? "base only" : "step " + evaluation.checkpoint_step;
+      line.appendChild(el("span", " · " + step + " · " + ((evaluation.results || {}).examples || 0) +
+                                  " ex.", "muted"));
+      line.title = setLabel(evaluation);
+      th.appendChild(line);
+    });
+    return th;
   }
 
+  /* One score of one run: base → tuned, the difference with its interval, the verdict. */
+  function scoreCell(run, score) {
+    var td = el("td", null, "eval-score");
+    td.setAttribute("data-run-id", run.id);
+    if (!score) { td.appendChild(el("span", "—", "muted")); return td; }
+    td.appendChild(el("div", TuneDeck.number(score.base_mean) + " → " +
+                             TuneDeck.number(score.tuned_mean), "eval-means"));
+    td.appendChild(el("div", interval(score), "eval-diff muted small"));
+    td.appendChild(el("div", score.verdict || "—", "small verdict verdict-" +
+                             String(score.verdict || "none").replace(/ /g, "-")));
+    return td;
+  }
+
+  /* One table: rows are (evaluation set, score), columns are runs; the score column stays put
+     while the runs scroll inside the card. */
   function render(runs, list) {
     var box = $("evaluations");
     box.textContent = "";
@@ -76,16 +81,49 @@ export const CompareEvaluations = (function () {
     var any = columns.some(function (c) { return c.length > 0; });
     $("evaluations-empty").hidden = any;
     if (!any) return;
-    box.style.gridTemplateColumns = "repeat(" + runs.length + ", minmax(0, 1fr))";
-    runs.forEach(function (run, i) {
-      var cell = el("div", null, "sample-cell compare-evaluations-run");
-      cell.setAttribute("data-run-id", run.id);
-      cell.style.borderTop = "3px solid " + views.colour(run);
-      cell.appendChild(el("div", run.name + " #" + run.id, "small muted"));
-      columns[i].forEach(function (evaluation) { cell.appendChild(evaluationBlock(evaluation)); });
-      if (!columns[i].length) cell.appendChild(el("div", "No completed evaluation", "muted small"));
-      box.appendChild(cell);
+    var rows = [], byKey = {}, sets = {};
+    columns.forEach(function (evaluations) {
+      evaluations.forEach(function (evaluation) {
+        sets[setKey(evaluation)] = setLabel(evaluation);
+        var primary = (evaluation.results || {}).primary;
+        ((evaluation.results || {}).scores || []).forEach(function (score) {
+          var key = setKey(evaluation) + "|" + score.name;
+          if (!byKey[key]) {
+            byKey[key] = { key: key, set: setKey(evaluation), name: score.name,
+                           label: score.label || score.name, primary: score.name === primary };
+            rows.push(byKey[key]);
+          }
+        });
+      });
     });
+    var manySets = Object.keys(sets).length > 1;
+    var table = el("table", null, "compare-table eval-table");
+    table.id = "evaluations-table";
+    var head = el("tr");
+    head.appendChild(el("th", "Score"));
+    runs.forEach(function (run, i) { head.appendChild(runHeader(run, columns[i])); });
+    table.appendChild(el("thead")).appendChild(head);
+    var body = table.appendChild(el("tbody"));
+    rows.forEach(function (row) {
+      var tr = el("tr", null, row.primary ? "primary" : "");
+      tr.setAttribute("data-score", row.name);
+      tr.setAttribute("data-set", row.set);
+      var label = el("th", row.label);
+      label.setAttribute("scope", "row");
+      if (manySets) label.appendChild(el("div", sets[row.set], "muted small"));
+      tr.appendChild(label);
+      runs.forEach(function (run, i) {
+        var evaluation = columns[i].find(function (e) { return setKey(e) === row.set; });
+        var score = evaluation && ((evaluation.results || {}).scores || []).find(function (s) {
+          return s.name === row.name;
+        });
+        tr.appendChild(scoreCell(run, score));
+      });
+      body.appendChild(tr);
+    });
+    var wrap = el("div", null, "table-wrap");
+    wrap.appendChild(table);
+    box.appendChild(wrap);
   }
 
   function refresh(runs) {

@@ -22,12 +22,19 @@ export const CompareViews = (function () {
     return dot;
   }
 
+  /* A run's name on one line, cut with an ellipsis when long; the full name on hover. */
+  function runName(run, href) {
+    var name = el(href ? "a" : "span", run.name, "run-name");
+    name.title = run.name;
+    if (href) name.href = href;
+    return name;
+  }
+
   function runLink(run) {
-    var cell = el("td");
+    var cell = el("th");
+    cell.setAttribute("scope", "row");
     cell.appendChild(swatch(run));
-    var link = el("a", run.name);
-    link.href = run.url;
-    cell.appendChild(link);
+    cell.appendChild(runName(run, run.url));
     cell.appendChild(el("div", "#" + run.id + " · " + run.strategy.toUpperCase(), "muted small"));
     return cell;
   }
@@ -103,8 +110,9 @@ export const CompareViews = (function () {
     head.appendChild(el("th", "Setting"));
     data.runs.forEach(function (run) {
       var th = el("th");
+      th.setAttribute("data-run-id", run.id);
       th.appendChild(swatch(run));
-      th.appendChild(document.createTextNode(run.name));
+      th.appendChild(runName(run));
       head.appendChild(th);
     });
     var thead = document.querySelector("#diff-table thead");
@@ -114,11 +122,15 @@ export const CompareViews = (function () {
     tbody.textContent = "";
     data.config_diff.rows.forEach(function (row) {
       var tr = el("tr", null, row.differs ? "differs" : "same");
-      tr.appendChild(el("td", row.key, "mono"));
+      var key = el("th", row.key, "mono");
+      key.setAttribute("scope", "row");
+      tr.appendChild(key);
       data.runs.forEach(function (run) {
         var value = row.values[run.id];
         tr.appendChild(el("td", value === null || value === undefined ? "—" :
-          (typeof value === "object" ? JSON.stringify(value) : String(value))));
+          (typeof value === "object" ? JSON.stringify(value) :
+           // 0.00030000000000000003 → 0.0003: float noise, never a real difference
+           typeof value === "number" ? String(Number(value.toPrecision(12))) : String(value))));
       });
       tbody.appendChild(tr);
     });
@@ -153,11 +165,11 @@ export const CompareViews = (function () {
     samples.prompts.slice(0, 10).forEach(function (group) {
       box.appendChild(el("div", group.prompt, "sample-prompt"));
       var grid = el("div", null, "samples-grid");
-      grid.style.gridTemplateColumns = "repeat(" + runs.length + ", minmax(0, 1fr))";
+      grid.style.gridTemplateColumns = "repeat(" + runs.length + ", minmax(200px, 1fr))";
       runs.forEach(function (run) {
         var cell = el("div", null, "sample-cell");
         cell.style.borderTop = "3px solid " + colour(run);
-        cell.appendChild(el("div", run.name, "small muted"));
+        cell.appendChild(runName(run));
         (group.runs[run.id] || []).forEach(function (entry) {
           cell.appendChild(el("pre", entry.completion));
           var rewards = Object.keys(entry.rewards || {}).map(function (k) {
@@ -168,12 +180,14 @@ export const CompareViews = (function () {
         if (!(group.runs[run.id] || []).length) cell.appendChild(el("div", "not sampled", "muted small"));
         grid.appendChild(cell);
       });
-      box.appendChild(grid);
+      var wrap = el("div", null, "samples-wrap");
+      wrap.appendChild(grid);
+      box.appendChild(wrap);
     });
   }
 
   return {
-    el: el, colour: colour, renderSummary: renderSummary, renderHealth: renderHealth,
+    el: el, colour: colour, runName: runName, renderSummary: renderSummary, renderHealth: renderHealth,
     renderDiff: renderDiff, applyOnlyDifferences: applyOnlyDifferences,
     renderSamples: renderSamples,
   };

@@ -1,7 +1,8 @@
 /* Run page: poll the run, its metrics and checkpoints every 2 s while it is queued or running;
    one final refresh when it ends. Charts are Plotly (served from the installed wheel). */
 import { TuneDeck } from "/static/app.js";
-import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
+import { baseLayout, colourAt, CONFIG, drawLegend, ema, flatRange, isCurve, metricTitle, resumeMarks,
+         stepAxis } from "/static/charts.js";
 (function () {
   "use strict";
   var root = document.getElementById("run-detail");
@@ -46,6 +47,7 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
       field(root, "device").textContent = run.device || "?";
       $("backend-info").hidden = false;
     }
+    resumePoints = run.resume_points || [];
     $("error-box").hidden = run.status !== "failed";
     field($("error-box"), "error").textContent = run.error || "";
     var active = TuneDeck.TERMINAL.indexOf(run.status) < 0;
@@ -123,29 +125,44 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
     return base;
   }
 
-  function titleOf(group) {
-    var text = group.replace(/[_/]+/g, " ").trim();
-    return text.charAt(0).toUpperCase() + text.slice(1);
-  }
-
   function groups(metrics) {
     var found = {};
     Object.keys(metrics).sort().forEach(function (name) {
-      if (!isCurve(name) || !metrics[name].length) return;
+      if (!isCurve(name) || !metrics[name].length || duplicateOfTotal(name, metrics)) return;
       var group = groupOf(name);
       (found[group] = found[group] || []).push(name);
     });
     return found;
   }
 
+  /* GRPO with one reward function: its rewards/<fn>/mean (and /std) is the total reward (and
+     reward_std) again, scaled by its weight: one line, not two. */
+  function duplicateOfTotal(name, metrics) {
+    var m = /^(eval_)?rewards\/([^/]+)\/(mean|std)$/.exec(name);
+    if (!GRPO || !m) return false;
+    var prefix = m[1] || "";
+    var total = prefix + (m[3] === "mean" ? "reward" : "reward_std");
+    if (!metrics[total] || !metrics[total].length) return false;
+    var pattern = new RegExp("^" + prefix + "rewards\\/[^/]+\\/" + m[3] + "$");
+    return Object.keys(metrics).filter(function (n) { return pattern.test(n); }).length === 1;
+  }
+
+  function smoothing() {
+    var slider = $("run-smoothing");
+    return slider ? parseFloat(slider.value) || 0 : 0;
+  }
+
   function traces(names, metrics) {
     // Train curve first (data[0] of chart-loss is the loss), evaluation overlaid dashed.
+    // Smoothing (EMA, as on compare) applies to training curves; evaluations are few points.
+    var alpha = smoothing();
     names.sort(function (a, b) { return (a.indexOf("eval_") === 0) - (b.indexOf("eval_") === 0); });
     return names.map(function (name, i) {
       var points = metrics[name];
       var isEval = name.indexOf("eval_") === 0;
+      var values = points.map(function (p) { return p[1]; });
       return {
-        x: points.map(function (p) { return p[0]; }), y: points.map(function (p) { return p[1]; }),
+        x: points.map(function (p) { return p[0]; }), y: isEval ? values : ema(values, alpha),
         name: name, type: "scatter", mode: isEval || points.length < 30 ? "lines+markers" : "lines",
         line: { color: colourAt(i), width: 2, dash: isEval ? "dash" : "solid" },
         marker: { size: isEval ? 7 : 4 },
@@ -153,8 +170,18 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
     });
   }
 
-  function layout(showLegend) {
-    return baseLayout({ showLegend: showLegend, xaxis: { rangemode: "tozero" } });
+  // Steps each resume continued from (dotted lines on every chart); applyRun keeps it current.
+  var resumePoints = JSON.parse(root.getAttribute("data-resume-points") || "[]");
+  var lastMetrics = null;
+
+  /* The legend goes under the chart (drawLegend), the y axis says what is drawn, whole steps
+     on x, one early point drawn where it is, resumes marked. */
+  function layout(group, data) {
+    var flat = flatRange(data);
+    var marks = resumeMarks(resumePoints);
+    return Object.assign(baseLayout({ showLegend: false, yTitle: metricTitle(group),
+                                      xaxis: stepAxis(data), yaxis: flat ? { range: flat } : {} }),
+                         { shapes: marks.shapes, annotations: marks.annotations, meta: group });
   }
 
 
@@ -164,7 +191,7 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
     if (div) return div;
     var wrap = document.createElement("div");
     var title = document.createElement("h3");
-    title.textContent = titleOf(group);
+    title.textContent = metricTitle(group);
     div = document.createElement("div");
     div.id = id;
     div.className = "chart chart-small";
@@ -179,6 +206,7 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
       $("chart-loss-empty").textContent = "Charts could not load (/static/vendor/plotly.min.js).";
       return;
     }
+    lastMetrics = metrics;
     var found = groups(metrics);
     var order = FIRST.filter(function (g) { return found[g]; })
       .concat(Object.keys(found).filter(function (g) { return FIRST.indexOf(g) < 0; }).sort());
@@ -189,9 +217,16 @@ import { baseLayout, colourAt, CONFIG, isCurve } from "/static/charts.js";
       var note = div.querySelector(".chart-empty");
       if (note) note.hidden = true;
       div.classList.remove("is-empty");
-      Plotly.react(div, data, layout(data.length > 1), CONFIG);
+      Plotly.react(div, data, layout(group, data), CONFIG);
+      drawLegend(div, data);
     });
   }
+
+  var smoothingSlider = $("run-smoothing");
+  if (smoothingSlider) smoothingSlider.addEventListener("input", function () {
+    $("run-smoothing-value").textContent = this.value;
+    if (lastMetrics) drawCharts(lastMetrics);
+  });
 
   function refreshMetrics() {
     return TuneDeck.api("GET", base + "/series").then(function (result) {

@@ -1,6 +1,7 @@
-/* GRPO run page: sampled completions with each reward function's score, refreshed every 3 s while
-   the run is active (run_detail.js keeps data-status current), once more when it ends. Every
-   user-visible string goes in with textContent. */
+/* GRPO run page: sampled completions with each reward function's score, in a collapsed section
+   after the curves, PAGE_SIZE to a page (newest first); the count and the page shown refresh every
+   3 s while the run is active (run_detail.js keeps data-status current), once more when it ends.
+   Every user-visible string goes in with textContent. */
 import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
@@ -10,6 +11,8 @@ import { TuneDeck } from "/static/app.js";
   var base = "/api/runs/" + root.getAttribute("data-run-id");
   var template = document.getElementById("sample-template");
   var shown = null;
+  var PAGE_SIZE = 6;
+  var page = 0, total = 0;
 
   function field(scope, name) { return scope.querySelector('[data-field="' + name + '"]'); }
 
@@ -45,11 +48,31 @@ import { TuneDeck } from "/static/app.js";
     document.getElementById("samples-empty").hidden = samples.length > 0;
   }
 
+  function renderPager() {
+    var pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    document.getElementById("samples-count").textContent = total;
+    document.getElementById("samples-pager").hidden = total <= PAGE_SIZE;
+    document.getElementById("samples-page").textContent = "page " + (page + 1) + " of " + pages;
+    document.getElementById("samples-newer").disabled = page === 0;
+    document.getElementById("samples-older").disabled = page >= pages - 1;
+  }
+
   function refresh() {
-    return TuneDeck.api("GET", base + "/samples?limit=24").then(function (result) {
-      if (result.ok) render(result.data);
+    var query = "/samples?limit=" + PAGE_SIZE + "&offset=" + page * PAGE_SIZE;
+    return TuneDeck.api("GET", base + query).then(function (result) {
+      if (!result.ok) return;
+      total = Number(result.header("X-Total-Count")) || result.data.length;
+      render(result.data);
+      renderPager();
     });
   }
+
+  function turn(delta) {
+    page = Math.max(0, page + delta);
+    refresh();
+  }
+  document.getElementById("samples-newer").addEventListener("click", function () { turn(-1); });
+  document.getElementById("samples-older").addEventListener("click", function () { turn(1); });
 
   function tick() {
     var terminal = TuneDeck.TERMINAL.indexOf(root.getAttribute("data-status")) >= 0;

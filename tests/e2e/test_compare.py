@@ -183,7 +183,8 @@ def test_runs_list_filters_and_compare_selected(live_server, page):
     expect(button).to_have_text("Compare selected (2)")
     button.click()
     expect(page).to_have_url(f"{live_server.url}/compare?runs={second},{first}")
-    expect(page.locator("#summary-table tbody tr")).to_have_count(2)
+    # A loaded machine: Plotly (3 MB) loads before the page's modules run.
+    expect(page.locator("#summary-table tbody tr")).to_have_count(2, timeout=20_000)
 
 
 def test_compare_shows_each_runs_latest_completed_evaluation(live_server, page):
@@ -211,16 +212,18 @@ def test_compare_shows_each_runs_latest_completed_evaluation(live_server, page):
     engine.dispose()
 
     page.reload()
-    column = page.locator(f"#evaluations [data-run-id='{first}']")
-    expect(column.locator(".compare-evaluation")).to_have_count(1)  # the latest completed one
-    expect(column.locator("a")).to_have_attribute("href", f"/evaluations/{latest}")
-    row = column.locator("tr[data-score='exact_match']")
-    expect(row).to_contain_text("Exact <b>match</b>")  # shown as text, not markup
-    expect(row).to_contain_text("0.25 → 0.75")
-    expect(row).to_contain_text("+0.5 [0.25, 0.75]")
-    expect(row).to_contain_text("better")
-    expect(page.locator(f"#evaluations [data-run-id='{second}']")).to_contain_text(
+    header = page.locator(f"#evaluations-table thead th[data-run-id='{first}']")
+    expect(header.locator("a[data-evaluation-id]")).to_have_count(1)  # the latest completed one
+    expect(header.locator("a")).to_have_attribute("href", f"/evaluations/{latest}")
+    row = page.locator("#evaluations-table tr[data-score='exact_match']")
+    expect(row.locator("th")).to_have_text("Exact <b>match</b>")  # shown as text, not markup
+    cell = row.locator(f"td[data-run-id='{first}']")
+    expect(cell).to_contain_text("0.25 → 0.75")
+    expect(cell).to_contain_text("+0.5 [0.25, 0.75]")
+    expect(cell).to_contain_text("better")
+    expect(page.locator(f"#evaluations-table thead th[data-run-id='{second}']")).to_contain_text(
         "No completed evaluation")
+    expect(row.locator(f"td[data-run-id='{second}']")).to_have_text("—")
     expect(page.locator("#evaluations-empty")).to_be_hidden()
 
 

@@ -3,6 +3,7 @@ filter to the examples where the tuned model is worse than the base, then ask th
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -84,4 +85,18 @@ def test_evaluation_filter_and_playground(live_server, page, screenshot):
     expect(page.locator("#pg-status")).to_have_text("done", timeout=120_000)
     expect(page.locator("#pg-tuned")).not_to_have_text("…")
     expect(page.locator("#pg-base")).not_to_have_text("…")
+    # Each answer says how many tokens went in and came out, and how long it took.
+    for which in ("tuned", "base"):
+        expect(page.locator(f"#pg-{which}-stats")).to_have_text(
+            re.compile(r"^\d+ prompt tokens → ([1-9]|1[0-2]) new tokens · \d+\.\d\d s"))
+
+    # Greedy: temperature and top-p off, and the same answer every time.
+    page.check("#pg-greedy")
+    expect(page.locator("input[name=temperature]")).to_be_disabled()
+    answers = []
+    for _ in range(2):
+        page.click("#pg-generate")
+        expect(page.locator("#pg-status")).to_have_text("done", timeout=120_000)
+        answers.append(page.locator("#pg-tuned").inner_text())
+    assert answers[0] == answers[1]
     screenshot("playground")

@@ -94,6 +94,7 @@ def test_pick_grpo_launch_and_watch_rewards_and_samples(live_server, page, scree
     page.wait_for_function(f"() => ({REWARD_POINTS})() >= 2", timeout=120_000)
     traces = page.evaluate(REWARD_TRACES)
     assert {"reward", "rewards/exact_answer/mean", "rewards/soft_format/mean"} <= set(traces)
+    page.locator("#samples-section > summary").click()  # samples sit collapsed after the curves
     sample = page.locator("#samples .sample").first
     expect(sample).to_be_visible(timeout=60_000)
     expect(sample.locator('[data-reward="exact_answer"]')).to_be_visible()
@@ -105,4 +106,4 @@ def test_pick_grpo_launch_and_watch_rewards_and_samples(live_server, page, scree
                                                                         timeout=120_000)
     page.wait_for_function(f"() => ({REWARD_POINTS})() == 3", timeout=30_000)
     expect(page.locator("#chart-reward .chart-empty")).to_be_hidden()
-    screenshot("grpo-run")
+    screenshot("grpo-run-trained")  # the README's grpo-run.png: test_grpo_page.py

@@ -44,7 +44,21 @@ def example(kind: str, i: int) -> dict:
         "implicit_preference": {"chosen": f"{q} {a}", "rejected": f"{q} {wrong}"},
         "conversational_implicit_preference": {"chosen": [user(q), bot(a)],
                                                "rejected": [user(q), bot(wrong)]},
+        # TRL's tool calling: an assistant turn with tool_calls and no content, the tool's
+        # answer with its tool_call_id, the schemas in a tools column.
+        "tool_calling": {"messages": [
+            user(q), {"role": "assistant", "tool_calls": [{"type": "function", "function": {
+                "name": "add", "arguments": {"a": i, "b": i}}}]},
+            {"role": "tool", "tool_call_id": f"call_{i}", "content": a}, bot(f"It is {a}.")],
+            "tools": [ADD_TOOL]},
     }[kind]
+
+
+ADD_TOOL = {"type": "function", "function": {
+    "name": "add", "description": "Add two integers.",
+    "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
+                                                    "b": {"type": "integer"}},
+                   "required": ["a", "b"]}}}
 
 
 # kind → (strategy, format TuneDeck stores)
@@ -59,6 +73,7 @@ CASES = {
     "conversational_preference": ("dpo", "conversational_preference"),
     "implicit_preference": ("dpo", "preference"),
     "conversational_implicit_preference": ("dpo", "conversational_preference"),
+    "tool_calling": ("sft", "messages"),
 }
 GRPO = {"per_device_train_batch_size": 2, "logging_steps": 1, "num_generations": 2,
         "max_completion_length": 8, "max_prompt_length": 64}
@@ -78,6 +93,14 @@ def test_upload_detect_and_train(kind, client, tmp_path):
         assert "What is 0 + 0?" in json.dumps(preview["prompt"])
         assert "What is" not in json.dumps(preview["chosen"])
 
+    if kind == "tool_calling":  # shown as calls, counted as the trainer renders them
+        preview = client.get(f"/api/datasets/{dataset['id']}/preview").json()["rows"][1]
+        assert "assistant: → add(a=1, b=1)" in preview["messages"]
+        assert "tool (call_1): 2" in preview["messages"]
+        stored = client.get(f"/api/datasets/{dataset['id']}").json()["stats"]
+        conversation = stored["templated_conversation"]["tokens"]
+        contents = stored["fields"]["messages"]["tokens"]
+        assert conversation["min"] > contents["max"] + 20  # the calls and the schema count
     rewards, weights = [], None
     if strategy == "grpo":
         configs = validate_run_rewards([{"name": "exact_answer"}], allow_custom=False)

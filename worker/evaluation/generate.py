@@ -77,9 +77,11 @@ def render_answer(prompt: Prompt, answer: Prompt) -> tuple[Prompt, Any]:
 def generate(
     model: Any, tokenizer: Any, prompts: Sequence[Prompt], sampling: Sampling, *,
     batch_size: int = 16, on_batch: Callable[[int], None] | None = None,
+    counts: list[tuple[int, int]] | None = None,
 ) -> list[str]:
     """One ``generate`` call per batch of prompts, left-padded so every answer starts at the end.
-    ``batch_size=1`` is the one-at-a-time baseline."""
+    ``batch_size=1`` is the one-at-a-time baseline. ``counts``, when given, gets one
+    (prompt tokens, generated tokens up to and including the end token) per prompt."""
     import torch
 
     texts = [render_prompt(p, tokenizer) for p in prompts]
@@ -100,9 +102,18 @@ def generate(
             generated = model.generate(**batch, **options)
         new_tokens = generated[:, batch["input_ids"].shape[1]:]
         outputs += tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        if counts is not None:
+            counts += [(int(mask.sum()), _answer_length(row.tolist(), tokenizer.eos_token_id))
+                       for mask, row in zip(batch["attention_mask"], new_tokens, strict=True)]
         if on_batch:
             on_batch(len(outputs))
     return outputs
+
+
+def _answer_length(ids: list[int], eos: int | list[int] | None) -> int:
+    """Generated tokens up to and including the first end token (the rest is padding)."""
+    ends = set(eos if isinstance(eos, list) else [] if eos is None else [eos])
+    return next((i + 1 for i, token in enumerate(ids) if token in ends), len(ids))
 
 
 def answer_logprobs(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 import traceback
 
 from sqlalchemy import update
@@ -46,13 +47,20 @@ def generate_playground(generation_id: int) -> None:
     sampling = Sampling(max_new_tokens=params.get("max_new_tokens", 128),
                         temperature=params.get("temperature", 0.7), top_p=params.get("top_p", 1.0),
                         seed=params.get("seed", 0))
-    # The adapter answers first and is stored at once: the page shows each answer as it lands.
+    # The adapter answers first and is stored at once: the page shows each answer as it lands,
+    # with its token counts and how long it took.
+    stats: dict[str, dict[str, float]] = {}
     for which in ("tuned", "base"):
+        counts: list[tuple[int, int]] = []
+        started = time.perf_counter()
         with models.use(which) as model:
-            (text,) = generate(model, models.tokenizer, [prompt], sampling)
+            (text,) = generate(model, models.tokenizer, [prompt], sampling, counts=counts)
+        (prompt_tokens, new_tokens), = counts
+        stats[which] = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+                        "seconds": round(time.perf_counter() - started, 3)}
         with session_scope() as session:
             session.execute(update(Generation).where(Generation.id == generation_id)
-                            .values(**{f"{which}_output": text}))
+                            .values(**{f"{which}_output": text, "answer_stats": dict(stats)}))
 
 
 def main(kind: str, job_id: int) -> int:

@@ -24,7 +24,33 @@ def _schema_name(schema: dict | None) -> str:
     return schema.get("type", "")
 
 
+def _type_text(spec: dict) -> str:
+    if "$ref" in spec or spec.get("type") == "array":
+        return _schema_name(spec)
+    if "anyOf" in spec:
+        return " | ".join(_type_text(s) for s in spec["anyOf"])
+    if "enum" in spec:
+        return " | ".join(repr(v) for v in spec["enum"])
+    if "const" in spec:
+        return repr(spec["const"])
+    return spec.get("type", "")
+
+
+def body_fields(schema: dict | None, components: dict) -> list[dict]:
+    """A request body's fields (name, type, required, default, description), its $ref resolved."""
+    if not schema:
+        return []
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    required = set(schema.get("required", []))
+    return [{"name": name, "type": _type_text(spec), "required": name in required,
+             "default": spec.get("default"), "has_default": "default" in spec,
+             "description": spec.get("description", "")}
+            for name, spec in schema.get("properties", {}).items()]
+
+
 def operations(openapi: dict) -> list[dict]:
+    components = openapi.get("components", {}).get("schemas", {})
     found = []
     for path, item in openapi.get("paths", {}).items():
         for method in METHODS:
@@ -34,10 +60,9 @@ def operations(openapi: dict) -> list[dict]:
             body = op.get("requestBody", {}).get("content", {})
             body_kind = next(iter(body), "")
             responses = {
-                code: _schema_name(
+                code: {"schema": _schema_name(
                     next(iter(r.get("content", {}).values()), cast(dict[str, Any], {}))
-                    .get("schema")
-                )
+                    .get("schema")), "description": r.get("description", "")}
                 for code, r in op.get("responses", {}).items()
             }
             found.append(
@@ -59,6 +84,8 @@ def operations(openapi: dict) -> list[dict]:
                     "body": f"{body_kind}: {_schema_name(body[body_kind].get('schema'))}"
                     if body_kind
                     else "",
+                    "body_fields": body_fields(body[body_kind].get("schema"), components)
+                    if body_kind == "application/json" else [],
                     "responses": responses,
                 }
             )

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from app.api.deps import RunDep, SessionDep, StoreDep
 from app.domain import checkpoints as service
 from app.domain.errors import BadRequest, NotFound
-from app.domain.models import Checkpoint
+from app.domain.models import Checkpoint, Dataset
 from app.schemas import CheckpointPublic
-from app.services.jobs import deletion
+from app.services.jobs import adapter_card, deletion
 
 router = APIRouter(prefix="/api/runs/{run_id}/checkpoints", tags=["checkpoints"])
 
@@ -44,7 +44,11 @@ def download_checkpoint(which: str, run: RunDep, session: SessionDep, store: Sto
             raise NotFound(f"run {run.id} has no checkpoint at step {which}")
     else:
         raise BadRequest("use 'best' or a step number")
-    data = service.adapter_zip(store, checkpoint)
+    best = service.best_checkpoint(session, run_id=run.id)
+    data = service.adapter_zip(
+        store, checkpoint, base_model=adapter_card.public_base_model(run.base_model),
+        readme=adapter_card.adapter_readme(run, checkpoint, session.get(Dataset, run.dataset_id),
+                                           best))
     filename = f"tunedeck-run{run.id}-step{checkpoint.step}-adapter.zip"
     return Response(
         data,

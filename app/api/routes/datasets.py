@@ -52,10 +52,12 @@ def get_dataset(dataset: DatasetDep) -> DatasetPublic:
 
 @router.get("/{dataset_id}/preview")
 def preview_dataset(
-    dataset: DatasetDep, store: StoreDep, limit: int = Query(default=20, ge=1, le=200)
+    dataset: DatasetDep, store: StoreDep, limit: int = Query(default=20, ge=1, le=200),
+    offset: int = Query(default=0, ge=0, le=10_000_000),
 ) -> dict:
-    """The first rows of a dataset."""
-    return {"columns": dataset.columns, "rows": service.preview(store, dataset, limit=limit)}
+    """A page of a dataset's rows as display text: `limit` rows from row `offset` (0-based)."""
+    return {"columns": dataset.columns, "offset": offset, "total": dataset.num_rows,
+            "rows": service.preview(store, dataset, limit=limit, offset=offset)}
 
 
 @router.delete("/{dataset_id}", status_code=204,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -27,7 +27,9 @@ RUN_FILTER_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
 DEMO_FILE = "sft_demo.jsonl"
 DEMO_NAME = "SFT demo"
 # ?kind= → (file, dataset name); "grpo" is arithmetic prompts with answers for reward functions.
-DEMOS = {"sft": (DEMO_FILE, DEMO_NAME), "grpo": ("grpo_arithmetic.jsonl", "GRPO arithmetic demo")}
+DEMOS = {"sft": (DEMO_FILE, DEMO_NAME), "grpo": ("grpo_arithmetic.jsonl", "GRPO arithmetic demo"),
+         "dpo": ("dpo_demo.jsonl", "DPO preference demo")}
+PREVIEW_PAGE = 20  # rows per page of a dataset's preview
 # Looked up by code so that a link cannot put arbitrary text on the page.
 DEMO_ERRORS = {
     "missing": f"The demo dataset ({DEMO_FILE}) is not part of this installation: upload a file "
@@ -78,17 +80,21 @@ def load_demo_dataset(request: Request, session: SessionDep, store: StoreDep, ki
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: StoreDep
-                 ) -> HTMLResponse:
+def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: StoreDep,
+                 page: int = Query(default=1, ge=1, le=1_000_000)) -> HTMLResponse:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         return _not_found(request, f"Dataset {dataset_id}")
+    pages = max(1, -(-dataset.num_rows // PREVIEW_PAGE))
+    page = min(page, pages)  # past the end: the last page
+    offset = (page - 1) * PREVIEW_PAGE
     preview_error = None
     try:
-        rows = dataset_service.preview(store, dataset, limit=20)
+        rows = dataset_service.preview(store, dataset, limit=PREVIEW_PAGE, offset=offset)
     except OSError as exc:  # the stored file went missing or is unreadable
         rows, preview_error = [], f"The stored rows could not be read: {exc}"
     return _page(request, "datasets/detail.html", dataset=dataset, rows=rows,
+                 preview_page={"page": page, "pages": pages, "offset": offset},
                  preview_error=preview_error, stats_rows=helpers.stats_rows(dataset.stats),
                  runs=run_service.list_runs(session, dataset_id=dataset.id))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
 from app.domain import metrics
@@ -82,15 +82,20 @@ def get_metrics(
 
 @router.get("/{run_id}/samples", response_model=list[SamplePublic])
 def get_samples(
-    run: RunDep, session: SessionDep, limit: int = Query(default=50, ge=1, le=500)
+    run: RunDep, session: SessionDep, response: Response,
+    limit: int = Query(default=50, ge=1, le=500), offset: int = Query(default=0, ge=0),
 ) -> list[SamplePublic]:
-    """Sampled completions (GRPO) with each reward function's score, newest first."""
+    """Sampled completions (GRPO) with each reward function's score, newest first; `offset`
+    pages on, and the `X-Total-Count` header says how many the run stored."""
     rows = session.scalars(
         select(Sample)
         .where(Sample.run_id == run.id)
         .order_by(Sample.step.desc(), Sample.id)
+        .offset(offset)
         .limit(limit)
     )
+    total = session.scalar(select(func.count()).select_from(Sample).where(Sample.run_id == run.id))
+    response.headers["X-Total-Count"] = str(total or 0)
     return [SamplePublic.model_validate(row) for row in rows]
 
 

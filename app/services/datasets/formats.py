@@ -24,6 +24,7 @@ from app.domain.dataset_rules import (
     check_format_for_strategy,
 )
 from app.domain.preference_rows import split_implicit_prompt
+from app.domain.tool_calls import tool_calls_problem, tools_problem
 from app.services.datasets.files import describe, read_file, row_label
 from app.services.datasets.stats import length_stats, rows_for_preview
 
@@ -157,8 +158,20 @@ def _messages_problem(value: Any) -> str | None:
         if message.get("role") not in ROLES:
             role = f"role {message['role']!r}" if "role" in message else "no role"
             return f"message {number} has {role} — use one of {', '.join(ROLES)}"
+        if message["role"] == "assistant" and message.get("tool_calls") is not None:
+            # A tool call: TRL's assistant turn with tool_calls and no (or empty) content.
+            problem = tool_calls_problem(message["tool_calls"])
+            if problem:
+                return f"message {number} {problem}"
+            if message.get("content") not in (None, "") and not isinstance(
+                    message.get("content"), str):
+                return f"message {number} content is {describe(message['content'])}, expected text"
+            continue
         if not isinstance(message.get("content"), str):
             return f"message {number} content is {describe(message.get('content'))}, expected text"
+        if "tool_call_id" in message and not isinstance(message["tool_call_id"], (str, type(None))):
+            return (f"message {number} tool_call_id is {describe(message['tool_call_id'])}, "
+                    "expected text")
     return None
 
 
@@ -183,6 +196,11 @@ def parse_dataset(
         validate_rows(rows, format, line_numbers=lines, skip=("prompt",))
         rows, columns = _split_implicit_prompts(rows, lines), ["prompt", *columns]
     validate_rows(rows, format, line_numbers=lines)
+    if "tools" in columns:  # tool schemas for tool-calling conversations (TRL's `tools` column)
+        for index, row in enumerate(rows):
+            problem = tools_problem(row.get("tools"))
+            if problem:
+                raise DatasetError(f"{row_label(index, lines)}: column 'tools' {problem}")
     for row in rows:  # JSON rows may omit an extra column; give every row the same shape
         if len(row) != len(columns):
             for column in columns:

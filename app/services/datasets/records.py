@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.storage import ArtifactStore
 from app.domain.models import Dataset
+from app.domain.tool_calls import is_tool_row
 from app.domain.training_rows import read_dataset_rows
 from app.services.datasets import tokens
 from app.services.datasets.formats import (
@@ -20,6 +21,7 @@ from app.services.datasets.formats import (
     parse_dataset,
     rows_for_preview,
 )
+from app.services.datasets.stats import TEMPLATED_CONVERSATION, summarize_counts
 
 ALLOWED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -47,6 +49,9 @@ def create_dataset(
         count_tokens_batch=tokens.count_tokens_batch,
         count_chat_prompts_batch=tokens.count_chat_prompt_tokens_batch,
     )
+    if parsed.format == "messages" and any(is_tool_row(row) for row in parsed.rows):
+        stats[TEMPLATED_CONVERSATION] = {"tokens": summarize_counts(
+            tokens.count_tool_conversation_tokens_batch(parsed.rows))}
     key = f"datasets/{uuid.uuid4().hex}.jsonl"
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as out:
         for row in parsed.rows:
@@ -80,5 +85,7 @@ def list_datasets(session: Session) -> list[Dataset]:
     return list(session.scalars(select(Dataset).order_by(Dataset.id.desc())))
 
 
-def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20) -> list[dict]:
-    return rows_for_preview(read_dataset_rows(store, dataset, limit=limit), limit)
+def preview(store: ArtifactStore, dataset: Dataset, *, limit: int = 20, offset: int = 0
+            ) -> list[dict]:
+    """Rows ``offset + 1`` to ``offset + limit`` as display text (read up to the last of them)."""
+    return rows_for_preview(read_dataset_rows(store, dataset, limit=offset + limit)[offset:], limit)

@@ -16,11 +16,15 @@ import numpy as np
 
 from app.domain.dataset_rules import FORMAT_COLUMNS
 from app.domain.prompts import as_conversation
+from app.domain.tool_calls import describe_call
 
 # Fast tokenizers are quickest on batches; a bounded batch keeps peak memory flat on 100k rows.
 _BATCH = 1024
 # The stats key (beside "fields") of the chat-templated prompt lengths; older datasets lack it.
 TEMPLATED_PROMPT = "templated_prompt"
+# Tool-calling conversations: each whole conversation with its tools through the chat template,
+# as SFT tokenizes it (message contents alone miss the calls and the schemas).
+TEMPLATED_CONVERSATION = "templated_conversation"
 
 
 def as_text(value: Any) -> str:
@@ -131,6 +135,17 @@ def rows_for_preview(rows: Sequence[dict], limit: int, *, max_chars: int = 500) 
     return [{key: _display(value, max_chars) for key, value in row.items()} for row in rows[:limit]]
 
 
+def _message_line(message: dict) -> str:
+    """``user: …``; a tool call as ``assistant: → add(a=2, b=3)``; a result with its call id."""
+    if message.get("tool_calls"):
+        calls = "; ".join(describe_call(c) for c in message["tool_calls"] if isinstance(c, dict))
+        content = as_text([message])
+        return f"{message['role']}: {content + ' ' if content else ''}→ {calls}"
+    if message.get("role") == "tool" and message.get("tool_call_id"):
+        return f"tool ({message['tool_call_id']}): {as_text([message])}"
+    return f"{message['role']}: {as_text([message])}"
+
+
 def _display(value: Any, max_chars: int) -> str:
     if value is None:
         text = ""
@@ -141,7 +156,11 @@ def _display(value: Any, max_chars: int) -> str:
         and value
         and all(isinstance(m, dict) and "role" in m for m in value)
     ):
-        text = "\n".join(f"{m['role']}: {as_text([m])}" for m in value)
+        text = "\n".join(_message_line(m) for m in value)
     else:
         text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def summarize_counts(counts: Sequence[int]) -> dict[str, float]:
+    return _summary(np.asarray(counts, dtype=np.int64))

@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from app.core.config import settings
 from app.domain.catalogue import SMOLLM2_GGUF, smollm2_folder
+from app.domain.tool_calls import parse_tools, use_tool_template
 
 _lock = threading.Lock()
 
@@ -49,3 +50,22 @@ def count_chat_prompt_tokens_batch(prompts: list[list[dict]]) -> list[int]:
         return []
     texts = tokenizer().apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
     return count_tokens_batch(list(texts))
+
+
+@lru_cache(maxsize=1)
+def tool_tokenizer():  # type: ignore[no-untyped-def]
+    """The tokenizer as training sets it up for tool-calling rows (domain/tool_calls)."""
+    import copy
+
+    tok = copy.deepcopy(tokenizer())
+    use_tool_template(tok)
+    return tok
+
+
+def count_tool_conversation_tokens_batch(rows: list[dict]) -> list[int]:
+    """Tokens of each row's whole conversation with its tools, rendered by the chat template
+    that training uses for tool-calling rows: what SFT trains on and max_length cuts."""
+    tok = tool_tokenizer()
+    texts = [tok.apply_chat_template(row["messages"], tools=parse_tools(row.get("tools")),
+                                     tokenize=False) for row in rows]
+    return count_tokens_batch(texts)

@@ -120,14 +120,15 @@ def choose_best_checkpoint(session: Session, *, run: Run, score: str) -> Checkpo
 
 def create_generation(
     session: Session, *, run: Run, checkpoint: int | str, prompt: str, temperature: float,
-    top_p: float, max_new_tokens: int,
+    top_p: float, max_new_tokens: int, greedy: bool = False,
 ) -> Generation:
     """Queue a playground request: the base model and the adapter answer the same prompt."""
     step = resolve_checkpoint(session, run=run, which=checkpoint).step
     if not prompt.strip():
         raise EvaluationError("prompt is empty: type something for the models to answer")
     generation = Generation(run_id=run.id, checkpoint_step=step, prompt=prompt,
-                            params={"temperature": temperature, "top_p": top_p,
+                            params={"temperature": 0.0 if greedy else temperature,
+                                    "top_p": 1.0 if greedy else top_p, "greedy": greedy,
                                     "max_new_tokens": max_new_tokens})
     session.add(generation)
     session.commit()
