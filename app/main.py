@@ -18,8 +18,10 @@ from app.api.routes import (
     api_docs,
     checkpoints,
     datasets,
+    deployments,
     evaluation_pages,
     evaluations,
+    exports,
     health,
     pages,
     runs,
@@ -88,6 +90,8 @@ def create_app() -> FastAPI:
     app.include_router(evaluations.router)
     app.include_router(evaluation_pages.router)
     app.include_router(compare_routes.router)
+    app.include_router(exports.router)
+    app.include_router(deployments.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,
