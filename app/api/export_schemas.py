@@ -71,6 +71,7 @@ class DeploymentPublic(BaseModel):
     host: str | None
     port: int | None
     model_name: str
+    worker: str | None = Field(description='"host:pid" of the supervisor serving it')
     phase: str | None
     error: str | None
     stop_requested: bool

@@ -103,10 +103,14 @@ def list_exports(session: Session, *, run_id: int) -> list[Export]:
         select(Export).where(Export.run_id == run_id).order_by(Export.id.desc())))
 
 
-def stored_file(export: Export, name: str) -> dict:
-    """The export's file ``name`` (one of those it lists, never a path the request made up)."""
+def require_completed(export: Export) -> None:
     if export.status != JobStatus.completed or not export.storage_key:
         raise Conflict(f"export {export.id} is {export.status}: its files exist once it completes")
+
+
+def stored_file(export: Export, name: str) -> dict:
+    """The export's file ``name`` (one of those it lists, never a path the request made up)."""
+    require_completed(export)
     for entry in export.files or []:
         if entry["name"] == name:
             return entry

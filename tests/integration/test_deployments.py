@@ -46,7 +46,13 @@ def wait_status(client, deployment_id: int, statuses, timeout: float = 600) -> d
 
 
 def port_free(port: int) -> bool:
+    """Nothing listens there and a new server can bind it (SO_REUSEADDR, as servers do: the
+    closed connections' TIME_WAIT entries do not hold a port)."""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", port)) == 0:
+            return False
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

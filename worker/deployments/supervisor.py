@@ -57,6 +57,8 @@ def free_port(host: str) -> int:
 
 def check_port(host: str, port: int) -> None:
     with socket.socket() as sock:
+        # As uvicorn binds: a port held only by closed connections (TIME_WAIT) is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
@@ -88,6 +90,15 @@ def beat(deployment_id: int, **fields) -> Deployment | None:  # type: ignore[no-
         return row
 
 
+def keep_beating(deployment_id: int, stopping: threading.Event) -> None:
+    while not stopping.wait(HEARTBEAT_S):
+        try:
+            if beat(deployment_id) is None:
+                return
+        except Exception:  # a database blip: the next beat retries
+            log.exception("heartbeat of deployment %s failed", deployment_id)
+
+
 def serve(deployment_id: int, work: Path, stopping: threading.Event) -> None:
     import uvicorn
 
@@ -108,6 +119,11 @@ def serve(deployment_id: int, work: Path, stopping: threading.Event) -> None:
         engine, step, requested_port = row.engine, row.checkpoint_step, row.port
         model_name, key_hash, base_model, run_id = (row.model_name, row.api_key_hash,
                                                     run.base_model, run.id)
+    # Beats from here on, also while the checkpoint merges and the engine loads (minutes on a
+    # busy machine), so the reaper only fails a deployment whose supervisor is gone.
+    pulse = threading.Thread(target=keep_beating, args=(deployment_id, stopping),
+                             name="deployment-heartbeat", daemon=True)
+    pulse.start()
     bind_host = settings.deployment_host
     if bind_host not in LOCAL_HOSTS and key_hash is None:
         raise DeploymentFailed(f"TUNEDECK_DEPLOYMENT_HOST={bind_host} listens beyond localhost: "
@@ -193,12 +209,14 @@ def main(deployment_id: int) -> int:
     try:
         serve(deployment_id, work, stopping)
     except Exception as exc:  # the row records why
+        stopping.set()
         log.exception("deployment %s failed", deployment_id)
         message = str(exc) if isinstance(exc, DeploymentFailed) else f"{type(exc).__name__}: {exc}"
         with session_scope() as session:
             domain.transition(session, deployment_id=deployment_id, to=S.failed, phase=None,
                               only_if=Deployment.worker == identity(), error=message)
     finally:
+        stopping.set()
         shutil.rmtree(work / "model", ignore_errors=True)
     return 0
 

@@ -75,6 +75,7 @@ def download_export(export_id: int, session: SessionDep, store: StoreDep,
                     background: BackgroundTasks) -> Response:
     """All of a completed export's files as one zip (a merged model's folder, say)."""
     export = service.get_export(session, export_id)
+    service.require_completed(export)
     entries = [service.stored_file(export, f["name"]) for f in export.files or []]
     handle, path = tempfile.mkstemp(prefix=f"tunedeck-export-{export.id}-", suffix=".zip")
     os.close(handle)

@@ -1,0 +1,78 @@
+"""Export and deployment requests through the in-process app and its database (no worker): what is
+refused with which 4xx, what the run page and the playground show, and that a deployment no worker
+took yet stops at once."""
+
+from __future__ import annotations
+
+from app.core.db import SessionLocal
+from app.domain.models import Deployment, Export, RunStatus
+from tests.factories import add_checkpoint, add_run
+
+
+def completed_run(name: str) -> int:
+    with SessionLocal() as session:
+        run = add_run(session, name=name, status=RunStatus.completed,
+                      base_model="tiny-random-llama")
+        add_checkpoint(session, run=run, step=2)
+        add_checkpoint(session, run=run, step=4, is_best=True)
+        session.commit()
+        return run.id
+
+
+def test_export_requests(client) -> None:
+    run_id = completed_run("export-requests")
+    base = f"/api/runs/{run_id}/exports"
+    assert client.get(base).json() == []
+    bad = client.post(base, json={"kind": "gguf", "quantization": "q2_K"})
+    assert bad.status_code == 422
+    assert "choose one of q8_0, f16, bf16, q4_K_M" in bad.json()["detail"]
+    created = client.post(base, json={"checkpoint": "best", "kind": "gguf"})
+    assert created.status_code == 201, created.text
+    export = created.json()
+    assert (export["status"], export["checkpoint_step"], export["quantization"]) == (
+        "queued", 4, "q8_0")
+    assert export["files"] == [] and export["download_url"] is None
+    assert export["ollama_command"].startswith("ollama create export-requests-run")
+    again = client.post(base, json={"kind": "gguf"})
+    assert again.status_code == 409 and "already queued" in again.json()["detail"]
+    # Queued: no files to fetch yet, and not deletable until it finishes.
+    assert client.get(f"/api/exports/{export['id']}/download").status_code == 409
+    assert client.delete(f"/api/exports/{export['id']}").status_code == 409
+    with SessionLocal() as session:
+        session.get(Export, export["id"]).status = "failed"
+        session.commit()
+    assert client.delete(f"/api/exports/{export['id']}").status_code == 204
+
+    page = client.get(f"/runs/{run_id}")
+    assert 'id="run-exports"' in page.text and 'id="run-deployments"' in page.text
+    assert "/static/run_exports.js" in page.text and "/static/run_deployments.js" in page.text
+    playground = client.get(f"/playground?run_id={run_id}")
+    assert "/static/playground_deployments.js" in playground.text
+
+
+def test_deployment_requests(client) -> None:
+    run_id = completed_run("deployment-requests")
+    base = f"/api/runs/{run_id}/deployments"
+    for body, status, message in [
+        ({"engine": "tgi"}, 422, "unknown engine 'tgi'"),
+        ({"port": 80}, 422, "port 80 is out of range"),
+        ({"checkpoint": 3}, 422, "no checkpoint at step 3"),
+    ]:
+        response = client.post(base, json=body)
+        assert response.status_code == status and message in response.json()["detail"], body
+    created = client.post(base, json={"port": 18123})
+    assert created.status_code == 201, created.text
+    deployment = created.json()
+    assert deployment["status"] == "starting" and deployment["api_key"] is None  # no token
+    assert not deployment["requires_api_key"] and deployment["base_url"] is None
+    second = client.post(base, json={})
+    assert second.status_code == 409 and "already serves step 4" in second.json()["detail"]
+    same_port = client.post(base, json={"checkpoint": 2, "port": 18123})
+    assert same_port.status_code == 409 and "port 18123 is already used" in same_port.text
+    # No worker took it yet: stopping is immediate.
+    stopped = client.post(f"/api/deployments/{deployment['id']}/stop").json()
+    assert stopped["status"] == "stopped"
+    with SessionLocal() as session:
+        assert session.get(Deployment, deployment["id"]).finished_at is not None
+    assert client.post(base, json={"port": 18123}).status_code == 201
+    assert client.get("/api/deployments/999999").status_code == 404
