@@ -76,3 +76,34 @@ def test_deployment_requests(client) -> None:
         assert session.get(Deployment, deployment["id"]).finished_at is not None
     assert client.post(base, json={"port": 18123}).status_code == 201
     assert client.get("/api/deployments/999999").status_code == 404
+
+
+def test_reaper_fails_a_deployment_whose_supervisor_went_silent(client) -> None:
+    from datetime import timedelta
+
+    from app.domain.deployments import reap_lost_deployments
+    from app.domain.models import DeploymentStatus, utcnow
+
+    run_id = completed_run("deployment-reaper")
+    now = utcnow()
+    with SessionLocal() as session:
+        rows = [Deployment(run_id=run_id, checkpoint_step=step, model_name=f"m{step}",
+                           status=status, worker=worker, heartbeat_at=beat)
+                for step, status, worker, beat in [
+                    (2, DeploymentStatus.serving, "lost-host:1", now - timedelta(seconds=60)),
+                    (4, DeploymentStatus.serving, "live-host:2", now),
+                    (4, DeploymentStatus.starting, None, None),  # no worker took it yet
+                    (2, DeploymentStatus.stopped, "old-host:3", now - timedelta(hours=1)),
+                ]]
+        session.add_all(rows)
+        session.commit()
+        ids = [row.id for row in rows]
+        # The app's own reaper thread may get there first: either way exactly that one is failed.
+        assert reap_lost_deployments(session, lost_after_s=45) in ([ids[0]], [])
+        session.expire_all()
+        statuses = [session.get(Deployment, i).status for i in ids]
+        assert statuses == ["failed", "serving", "starting", "stopped"]
+        lost = session.get(Deployment, ids[0])
+        assert lost.error.startswith("worker lost: no heartbeat from lost-host:1")
+        assert lost.finished_at is not None
+        assert reap_lost_deployments(session, lost_after_s=45) == []
