@@ -38,6 +38,8 @@ def test_export_requests(client) -> None:
     # Queued: no files to fetch yet, and not deletable until it finishes.
     assert client.get(f"/api/exports/{export['id']}/download").status_code == 409
     assert client.delete(f"/api/exports/{export['id']}").status_code == 409
+    busy = client.delete(f"/api/runs/{run_id}")
+    assert busy.status_code == 409 and f"export {export['id']}" in busy.json()["detail"]
     with SessionLocal() as session:
         session.get(Export, export["id"]).status = "failed"
         session.commit()
@@ -107,3 +109,27 @@ def test_reaper_fails_a_deployment_whose_supervisor_went_silent(client) -> None:
         assert lost.error.startswith("worker lost: no heartbeat from lost-host:1")
         assert lost.finished_at is not None
         assert reap_lost_deployments(session, lost_after_s=45) == []
+
+
+def test_deleting_a_run_deletes_its_exports_files(client, tmp_path) -> None:
+    from app.core.storage import store
+    from app.domain.exports import export_key
+
+    run_id = completed_run("export-files")
+    with SessionLocal() as session:
+        export = Export(run_id=run_id, checkpoint_step=4, kind="gguf", quantization="q8_0",
+                        status="completed", details={})
+        session.add(export)
+        session.commit()
+        key = export_key(export)
+        (tmp_path / "m.gguf").write_bytes(b"GGUF")
+        store.put_file(tmp_path / "m.gguf", f"{key}/m.gguf")
+        export.storage_key, export.files = key, [{"name": "m.gguf", "size": 4}]
+        session.commit()
+        export_id = export.id
+    assert client.get(f"/api/exports/{export_id}/files/m.gguf").content == b"GGUF"
+    assert client.get(f"/api/exports/{export_id}/files/other.gguf").status_code == 404
+    assert client.get(f"/api/exports/{export_id}/files/..%2Fx").status_code == 404
+    assert client.delete(f"/api/runs/{run_id}").status_code == 204
+    assert not store.exists(key)
+    assert client.get(f"/api/exports/{export_id}").status_code == 404
