@@ -133,3 +133,21 @@ def test_deleting_a_run_deletes_its_exports_files(client, tmp_path) -> None:
     assert client.delete(f"/api/runs/{run_id}").status_code == 204
     assert not store.exists(key)
     assert client.get(f"/api/exports/{export_id}").status_code == 404
+
+
+def test_odd_ids_are_4xx(client) -> None:
+    huge = "9" * 30
+    run_id = completed_run("export-odd-ids")
+    for method, path, body in [
+        ("GET", f"/api/exports/{huge}", None), ("GET", f"/api/deployments/{huge}", None),
+        ("GET", f"/api/exports/{huge}/files/x", None),
+        ("GET", f"/api/exports/{huge}/download", None),
+        ("DELETE", f"/api/exports/{huge}", None), ("POST", f"/api/deployments/{huge}/stop", None),
+        ("POST", f"/api/runs/{huge}/exports", {}), ("GET", f"/api/runs/{huge}/deployments", None),
+        ("POST", f"/api/runs/{run_id}/exports", {"checkpoint": int(huge)}),
+        ("POST", f"/api/runs/{run_id}/deployments", {"checkpoint": int(huge)}),
+        ("POST", f"/api/runs/{run_id}/deployments", {"port": int(huge)}),
+        ("POST", f"/api/runs/{run_id}/exports", {"kind": "gguf", "quantization": "ü" * 40}),
+    ]:
+        response = client.request(method, path, json=body)
+        assert 400 <= response.status_code < 500, (path, body, response.status_code, response.text)
