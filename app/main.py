@@ -19,8 +19,10 @@ from app.api.routes import (
     api_docs,
     checkpoints,
     datasets,
+    deployments,
     evaluation_pages,
     evaluations,
+    exports,
     health,
     notifications,
     pages,
@@ -94,6 +96,8 @@ def create_app() -> FastAPI:
     app.include_router(notifications.router)
     app.include_router(run_figure_routes.router)
     app.openapi = lambda: openapi_doc.openapi(app)  # type: ignore[method-assign]
+    app.include_router(exports.router)
+    app.include_router(deployments.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     storage_url: str = ""
     # Extra options for fsspec (e.g. endpoint_url for an S3-compatible server), as JSON.
     storage_options: Annotated[dict, NoDecode] = Field(default_factory=dict)
+    # llama.cpp's GGUF converters (worker/exports/converter.py installs them here); the default
+    # is shared by every TuneDeck install of this account: ~/.cache/tunedeck/llama.cpp-<version>.
+    llama_cpp_dir: Path | None = None
+    # Where a deployment's endpoint (the API-key pass-through in front of its engine) listens on
+    # its worker; beyond localhost only with TUNEDECK_AUTH_TOKEN set (then every endpoint needs
+    # its API key). Engines themselves always listen on 127.0.0.1.
+    deployment_host: str = "127.0.0.1"
 
     # Notifications (domain/notify.py): Apprise URLs told when a run finishes or fails and when
     # an evaluation finishes, comma- or space-separated (or a JSON list); a run may set its own.
@@ -102,6 +109,12 @@ class Settings(BaseSettings):
         path = self.data_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def resolved_llama_cpp_dir(self) -> Path:
+        if self.llama_cpp_dir is not None:
+            return self.llama_cpp_dir.expanduser().resolve()
+        return Path("~/.cache/tunedeck/llama.cpp-0.3.36").expanduser()
 
     @property
     def sqlalchemy_url(self) -> str:

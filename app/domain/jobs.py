@@ -1,4 +1,4 @@
-"""An evaluation's or a playground generation's status changes: every one goes through
+"""An evaluation's, a playground generation's or an export's status changes: every one goes through
 ``transition`` (the worker's claim and outcome, the reaper, the requeue's expiry), so the allowed
 transitions below hold and a finished job never changes again."""
 
@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Session
 
 from app.core.sql import transition_row
-from app.domain.models import Evaluation, Generation, JobStatus, utcnow
+from app.domain.models import Evaluation, Export, Generation, JobStatus, utcnow
 
-Job = Evaluation | Generation
+Job = Evaluation | Generation | Export
 ALLOWED_JOB_TRANSITIONS: dict[JobStatus, set[JobStatus]] = {
     JobStatus.queued: {JobStatus.running, JobStatus.failed},
     JobStatus.running: {JobStatus.completed, JobStatus.failed},

@@ -289,3 +289,77 @@ class Notification(Base):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Export(Base):
+    """A checkpoint turned into something to run elsewhere: a merged Hugging Face folder, a GGUF
+    (with an Ollama Modelfile) or an adapter-only GGUF; its files live in artifact storage under
+    ``storage_key`` once it completes (nothing is kept of a failed one)."""
+
+    __tablename__ = "export"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    checkpoint_step: Mapped[int] = mapped_column(Integer)
+    # "merged", "gguf" or "adapter_gguf" (domain/exports.py lists what each accepts).
+    kind: Mapped[str] = mapped_column(String(16))
+    quantization: Mapped[str | None] = mapped_column(String(16))
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", native_enum=False, length=16),
+        default=JobStatus.queued,
+    )
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # What the worker is doing now ("merging", "converting", "uploading").
+    phase: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str | None] = mapped_column(String(500))
+    # [{"name", "size"}] of the stored files; details: the ollama command, dtype, model name.
+    files: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeploymentStatus(enum.StrEnum):
+    starting = "starting"
+    serving = "serving"
+    stopped = "stopped"
+    failed = "failed"
+
+
+class Deployment(Base):
+    """A checkpoint served behind an OpenAI-compatible endpoint on a worker host: the engine
+    (``transformers serve``; vLLM on CUDA workers) listens on localhost only, behind a pass-through
+    that checks the API key and names the model (worker/deployments/supervisor.py)."""
+
+    __tablename__ = "deployment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    checkpoint_step: Mapped[int] = mapped_column(Integer)
+    engine: Mapped[str] = mapped_column(String(16), default="transformers")
+    status: Mapped[DeploymentStatus] = mapped_column(
+        Enum(DeploymentStatus, name="deployment_status", native_enum=False, length=16),
+        default=DeploymentStatus.starting, index=True,
+    )
+    queue: Mapped[str] = mapped_column(String(64), default="training")
+    # Where the endpoint listens once a worker took it (port: asked for, or picked there).
+    host: Mapped[str | None] = mapped_column(String(200))
+    port: Mapped[int | None] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(200))
+    # sha256 of the API key (shown once, when the deployment is created); None: no key needed.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64))
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    phase: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))  # "host:pid" of the supervisor
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.core.sql import update_one
-from app.domain.models import Evaluation, Generation, Run, utcnow
+from app.domain.models import Evaluation, Export, Generation, Run, utcnow
 
-Live = Run | Evaluation | Generation
+Live = Run | Evaluation | Generation | Export
 
 
 def record_progress(session: Session, model: type[Live], row_id: int, **fields: Any) -> bool:

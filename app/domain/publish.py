@@ -8,6 +8,8 @@ from app.core.celery_app import celery_app
 TRAIN_RUN = "tunedeck.train_run"
 EVALUATE = "tunedeck.evaluate"
 GENERATE = "tunedeck.generate"
+EXPORT = "tunedeck.export"
+DEPLOY = "tunedeck.deploy"
 
 
 def publish(task: str, job_id: int, *, queue: str) -> None:

@@ -27,11 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
 from app.domain import jobs, notify, runs
-from app.domain.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
+from app.domain.deployments import reap_lost_deployments
+from app.domain.models import Evaluation, Export, Generation, JobStatus, Run, RunStatus, utcnow
 from app.domain.progress import Live
 from app.domain.requeue import (
     expire_lost_generations,
     requeue_lost_evaluations,
+    requeue_lost_exports,
     requeue_lost_runs,
 )
 
@@ -47,7 +49,8 @@ def reap_interval(lost_after_s: float) -> float:
     return min(10.0, lost_after_s / 3)
 
 
-HEARTBEATING: tuple[type[Run], type[Evaluation], type[Generation]] = (Run, Evaluation, Generation)
+HEARTBEATING: tuple[type[Run], type[Evaluation], type[Generation], type[Export]] = (
+    Run, Evaluation, Generation, Export)
 
 
 def _stale(model: type[Live], cutoff: datetime) -> ColumnElement[bool]:
@@ -145,6 +148,8 @@ class ReaperThread(threading.Thread):
                         reap_lost(session, model, lost_after_s=self.lost_after_s)
                     requeue_lost_runs(session, requeue_after_s=self.requeue_after_s)
                     requeue_lost_evaluations(session, requeue_after_s=self.requeue_after_s)
+                    requeue_lost_exports(session, requeue_after_s=self.requeue_after_s)
+                    reap_lost_deployments(session, lost_after_s=self.lost_after_s)
                     expire_lost_generations(session, after_s=self.requeue_after_s)
             except Exception:
                 log.exception("reaper pass failed; retrying")

@@ -33,12 +33,13 @@ from sqlalchemy.orm import Session
 from app.core.sql import update_one
 from app.domain import jobs
 from app.domain.evaluations import publish_evaluation
-from app.domain.models import Evaluation, Generation, JobStatus, Run, utcnow
+from app.domain.exports import publish_export
+from app.domain.models import Evaluation, Export, Generation, JobStatus, Run, utcnow
 from app.domain.runs import as_utc, enqueue
 
 log = logging.getLogger(__name__)
 REQUEUE_CAP_S = 3600.0
-Queued = Run | Evaluation  # rows that carry published_at and publish_count
+Queued = Run | Evaluation | Export  # rows that carry published_at and publish_count
 
 
 def requeue_interval(requeue_after_s: float, publish_count: int) -> float:
@@ -59,7 +60,7 @@ def requeue_due(run: Queued, *, now: datetime, requeue_after_s: float) -> bool:
 
 
 def requeue_lost(
-    session: Session, model: type[Run] | type[Evaluation],
+    session: Session, model: type[Run] | type[Evaluation] | type[Export],
     publish: Callable[[Session, Any], None], *, requeue_after_s: float,
     now: datetime | None = None,
 ) -> list[int]:
@@ -110,6 +111,13 @@ def requeue_lost_evaluations(
     """Publish the task of every due queued evaluation again (to its run's queue)."""
     return requeue_lost(session, Evaluation, publish_evaluation,
                         requeue_after_s=requeue_after_s, now=now)
+
+
+def requeue_lost_exports(
+    session: Session, *, requeue_after_s: float, now: datetime | None = None
+) -> list[int]:
+    """Publish the task of every due queued export again (to its run's queue)."""
+    return requeue_lost(session, Export, publish_export, requeue_after_s=requeue_after_s, now=now)
 
 
 def expire_lost_generations(

@@ -20,6 +20,7 @@ from app.domain.models import (
     Checkpoint,
     Dataset,
     Evaluation,
+    Export,
     Generation,
     JobStatus,
     Run,
@@ -44,7 +45,8 @@ def _refuse_active_run(run: Run, what: str) -> None:
 def _active_jobs(session: Session, *, run_ids: list[int], step: int | None = None) -> list[str]:
     """Queued or running evaluations and playground requests of these runs (at ``step``)."""
     found = []
-    for model, label in ((Evaluation, "evaluation"), (Generation, "playground request")):
+    for model, label in ((Evaluation, "evaluation"), (Generation, "playground request"),
+                         (Export, "export")):
         query = select(model.id).where(model.run_id.in_(run_ids), model.status.in_(ACTIVE_JOB))
         if step is not None:
             query = query.where(model.checkpoint_step == step)
@@ -54,6 +56,7 @@ def _active_jobs(session: Session, *, run_ids: list[int], step: int | None = Non
 
 def _remove_run_files(store: ArtifactStore, run_id: int) -> None:
     store.delete(f"runs/{run_id}")  # every checkpoint of the run
+    store.delete(f"exports/run-{run_id}")  # its exports (domain/exports.py export_key)
     # The training log, and the checkpoints' working copy when storage is remote.
     shutil.rmtree(settings.checkpoints_dir / str(run_id), ignore_errors=True)
 
