@@ -8,15 +8,19 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from app.core.config import settings
 from app.core.db import session_scope
+from app.domain import placement
+from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
@@ -61,12 +65,15 @@ def train_run(run_id: int) -> str:
     if not claimed:
         log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
         return "skipped"
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        num_processes = _num_processes(run) if run is not None else 1
 
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
-            [sys.executable, "-m", "worker.train_process", str(run_id)],
+            training_command(run_id, num_processes=num_processes),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
@@ -82,6 +89,8 @@ def train_run(run_id: int) -> str:
             else f"training process exited with code {child.returncode}"
         )
         tail = _log_tail(log_path)
+        if num_processes > 1:
+            reason = _failed_rank(tail) or f"{reason} (torchrun, {num_processes} processes)"
         with session_scope() as session:
             transition(
                 session,
@@ -90,6 +99,43 @@ def train_run(run_id: int) -> str:
                 error=f"{reason}\n{tail}" if tail else reason,
             )
     return "done"
+
+
+def training_command(run_id: int, *, num_processes: int) -> list[str]:
+    """The training child: one process, or torchrun's elastic agent starting ``num_processes``
+    ranks of the same module on this host (a c10d rendezvous on a free local port)."""
+    module = ["-m", "worker.train_process", str(run_id)]
+    if num_processes == 1:
+        return [sys.executable, *module]
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone",
+        "--nnodes", "1", "--nproc_per_node", str(num_processes),
+        "--max_restarts", "0", "--monitor_interval", "1", *module,
+    ]  # fmt: skip
+
+
+def _num_processes(run: Run) -> int:
+    try:
+        hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters)
+    except ValueError:  # the training process records what is wrong with them
+        return 1
+    return hyperparameters.num_processes
+
+
+_ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
+
+
+def _failed_rank(tail: str) -> str | None:
+    """torchrun's "Root Cause" summary as one sentence: which rank failed and how."""
+    _, _, root = tail.partition("Root Cause")
+    match = _ROOT_CAUSE.search(root)
+    if not match:
+        return None
+    rank, code = int(match.group(1)), int(match.group(2))
+    how = (f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL
+                                                 else "")
+           if code < 0 else f"exited with code {code}")
+    return f"training rank {rank} {how}; torchrun stopped the other ranks"
 
 
 def worker_identity() -> str:
@@ -136,3 +182,45 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
                 )
     except Exception:
         log.exception("reaping lost jobs at worker start failed")
+
+
+_registration_stop = threading.Event()
+
+
+@worker_ready.connect
+def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Tell the web app which devices this worker can give a run (domain/placement.py), and keep
+    saying it while the worker lives."""
+    queues = sorted(_consumed_queues(sender))
+    devices = placement.local_devices()
+    name, host = worker_identity(), socket.gethostname()
+
+    def beat() -> None:
+        while True:
+            try:
+                with session_scope() as session:
+                    placement.register_worker(session, name=name, host=host, queues=queues,
+                                              devices=devices)
+            except Exception:
+                log.exception("registering worker %s failed", name)
+            if _registration_stop.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    threading.Thread(target=beat, name="tunedeck-worker-registration", daemon=True).start()
+
+
+@worker_shutdown.connect
+def unregister_at_shutdown(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    _registration_stop.set()
+    try:
+        with session_scope() as session:
+            placement.unregister_worker(session, name=worker_identity())
+    except Exception:
+        log.exception("unregistering worker failed")
+
+
+def _consumed_queues(consumer) -> set[str]:  # type: ignore[no-untyped-def]
+    try:
+        return {queue.name for queue in consumer.task_consumer.queues}
+    except AttributeError:
+        return set(celery_app.amqp.queues.consume_from or {settings.default_queue: None})

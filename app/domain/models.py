@@ -267,3 +267,19 @@ class Generation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerHost(Base):
+    """A live training worker process and the devices it can give a run (domain/placement.py):
+    written at worker start and refreshed by its heartbeat; a stale row is a gone worker."""
+
+    __tablename__ = "worker_host"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # "host:pid", as Run.worker
+    host: Mapped[str] = mapped_column(String(200), index=True)
+    queues: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    device_kind: Mapped[str] = mapped_column(String(16))  # "cpu" or "cuda"
+    devices: Mapped[int] = mapped_column(Integer)  # GPUs it sees, or CPU cores on a CPU host
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
