@@ -8,11 +8,9 @@ import contextlib
 import ctypes
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
@@ -25,6 +23,7 @@ from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import transition
+from worker import distributed
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -44,6 +43,16 @@ def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return "".join(handle.readlines()[-lines:]).strip()
+    except OSError:
+        return ""
+
+
+def _log_since(path, offset: int, limit: int = 50_000) -> str:  # type: ignore[no-untyped-def]
+    """This attempt's end of the log (the log file spans every attempt of the run)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(offset, path.stat().st_size - limit))
+            return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
 
@@ -71,9 +80,11 @@ def train_run(run_id: int) -> str:
 
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    distributed.clear_rank_errors(log_path.parent)
+    attempt_starts_at = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
-            training_command(run_id, num_processes=num_processes),
+            distributed.training_command(run_id, num_processes=num_processes),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
@@ -89,29 +100,14 @@ def train_run(run_id: int) -> str:
             else f"training process exited with code {child.returncode}"
         )
         tail = _log_tail(log_path)
-        if num_processes > 1:
-            reason = _failed_rank(tail) or f"{reason} (torchrun, {num_processes} processes)"
+        error = f"{reason}\n{tail}" if tail else reason
+        if num_processes > 1:  # name the rank that failed first, in its own words if it could
+            error = distributed.explain_failure(
+                _log_since(log_path, attempt_starts_at), log_path.parent, world_size=num_processes
+            ) or error
         with session_scope() as session:
-            transition(
-                session,
-                run_id=run_id,
-                to=RunStatus.failed,
-                error=f"{reason}\n{tail}" if tail else reason,
-            )
+            transition(session, run_id=run_id, to=RunStatus.failed, error=error)
     return "done"
-
-
-def training_command(run_id: int, *, num_processes: int) -> list[str]:
-    """The training child: one process, or torchrun's elastic agent starting ``num_processes``
-    ranks of the same module on this host (a c10d rendezvous on a free local port)."""
-    module = ["-m", "worker.train_process", str(run_id)]
-    if num_processes == 1:
-        return [sys.executable, *module]
-    return [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        "--nnodes", "1", "--nproc_per_node", str(num_processes),
-        "--max_restarts", "0", "--monitor_interval", "1", *module,
-    ]  # fmt: skip
 
 
 def _num_processes(run: Run) -> int:
@@ -120,22 +116,6 @@ def _num_processes(run: Run) -> int:
     except ValueError:  # the training process records what is wrong with them
         return 1
     return hyperparameters.num_processes
-
-
-_ROOT_CAUSE = re.compile(r"rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
-
-
-def _failed_rank(tail: str) -> str | None:
-    """torchrun's "Root Cause" summary as one sentence: which rank failed and how."""
-    _, _, root = tail.partition("Root Cause")
-    match = _ROOT_CAUSE.search(root)
-    if not match:
-        return None
-    rank, code = int(match.group(1)), int(match.group(2))
-    how = (f"was killed by signal {-code}" + (" (out of memory?)" if -code == signal.SIGKILL
-                                                 else "")
-           if code < 0 else f"exited with code {code}")
-    return f"training rank {rank} {how}; torchrun stopped the other ranks"
 
 
 def worker_identity() -> str:

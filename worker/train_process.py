@@ -25,6 +25,7 @@ from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewar
 from app.domain.run_phases import set_phase
 from app.domain.runs import transition
 from app.domain.sandbox import CustomRewardError
+from worker.distributed import record_rank_error
 from worker.training import TrainingJob
 
 PR_SET_PDEATHSIG = 1
@@ -106,6 +107,7 @@ def main(run_id: int) -> int:
     if world_size > 1:  # torchrun's agent is the parent: no rank trains on if it is killed
         with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        logging.info("run %s: rank %s of %s (pid %s)", run_id, rank, world_size, os.getpid())
     with session_scope() as session:
         run = session.get(Run, run_id)
         if run is None or run.status != RunStatus.running:
@@ -142,13 +144,17 @@ def main(run_id: int) -> int:
         reporter.flush()
     except Exception as exc:  # the run records why; the worker stays up
         traceback.print_exc()
-        error = failure_message(exc)
-        with session_scope() as session:  # the first rank to fail names itself
-            transition(session, run_id=run_id, to=RunStatus.failed,
-                       error=f"rank {rank} of {world_size}: {error}" if world_size > 1 else error)
-        # Under torchrun a non-zero exit makes the agent stop the other ranks, which would
-        # otherwise wait for this one in their next collective until its timeout.
-        return 1 if world_size > 1 else 0
+        if world_size == 1:
+            with session_scope() as session:
+                transition(session, run_id=run_id, to=RunStatus.failed,
+                           error=failure_message(exc))
+            return 0
+        # Under torchrun the worker records the failure of the rank that failed first (the
+        # others fail after it, waiting for it): each says why here, and exits non-zero so that
+        # the agent stops the others (worker/distributed.py).
+        record_rank_error(settings.checkpoints_dir / str(run_id), rank=rank,
+                          world_size=world_size, error=failure_message(exc))
+        return 1
     if rank != 0:  # rank 0 records the outcome and starts the evaluation
         return 0
     with session_scope() as session:
