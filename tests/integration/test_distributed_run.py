@@ -240,3 +240,34 @@ def test_cancel_stops_every_rank_at_one_step(live_server):
         checkpoints = client.get(f"/api/runs/{run_id}/checkpoints").json()
         assert [c["step"] for c in checkpoints] == [run["step"]]
         assert run["step"] < 2000
+
+
+@pytest.mark.slow
+def test_two_process_grpo_run(live_server):
+    rows = [{"prompt": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1)} for i in range(8)]
+    body = "\n".join(json.dumps(r) for r in rows).encode()
+    with live_server.client() as client:
+        response = client.post("/api/datasets",
+                               files={"file": ("sums.jsonl", body, "application/json")})
+        assert response.status_code == 201, response.text
+        response = client.post("/api/runs", json={
+            "dataset_id": response.json()["id"], "strategy": "grpo",
+            "base_model": "tiny-random-llama",
+            "reward_functions": [{"name": "exact_answer", "weight": 1.0}],
+            # Each step's 4 completions (2 per rank) are 2 whole groups of 2 over both ranks.
+            "hyperparameters": {"max_steps": 2, "save_steps": 1, "num_processes": 2,
+                                "per_device_train_batch_size": 2, "num_generations": 2,
+                                "max_completion_length": 8, "sample_every_steps": 1,
+                                "learning_rate": 1e-3},
+        })
+        assert response.status_code == 201, response.text
+        run = live_server.wait_for_run(response.json()["id"], timeout=600)
+        assert run["status"] == "completed", f"{run['error']}\n{live_server.logs()}"
+        metrics = client.get(f"/api/runs/{run['id']}/metrics").json()["metrics"]
+        for name in ("reward", "kl", "rewards/exact_answer/mean"):
+            assert [step for step, _ in metrics.get(name, [])] == [1, 2], (name, metrics)
+        samples = client.get(f"/api/runs/{run['id']}/samples").json()
+        # Rank 0 alone stores samples: its own 2 completions per sampled step, never rank 1's.
+        assert sorted(s["step"] for s in samples) == [1, 1, 2, 2], samples
+        checkpoints = client.get(f"/api/runs/{run['id']}/checkpoints").json()
+        assert [c["step"] for c in checkpoints] == [1, 2]
