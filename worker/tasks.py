@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
+from app.domain.run_phases import set_waiting_for_devices
 from app.domain.runs import transition
 from worker import distributed
 from worker.celery_app import celery_app
@@ -57,8 +59,30 @@ def _log_since(path, offset: int, limit: int = 50_000) -> str:  # type: ignore[n
         return ""
 
 
-@celery_app.task(name="tunedeck.train_run", ignore_result=True)
-def train_run(run_id: int) -> str:
+@celery_app.task(name="tunedeck.train_run", ignore_result=True, bind=True, max_retries=None)
+def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.status != RunStatus.queued:
+            log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
+            return "skipped"
+        num_processes = _num_processes(run)
+        # The run's devices first (all or none), so that no two runs of this host share one.
+        devices = placement.reserve_devices(
+            session, host=socket.gethostname(), worker=worker_identity(), run_id=run_id,
+            candidates=_devices().ids, count=num_processes)
+        if devices is None:
+            set_waiting_for_devices(session, run_id)
+    if devices is None:  # back to the queue: this or another worker tries again shortly
+        raise self.retry(countdown=DEVICE_RETRY_S)
+    try:
+        return _claim_and_train(run_id, num_processes=num_processes, devices=devices)
+    finally:  # whatever happened; a run that stopped running no longer holds them anyway
+        with session_scope() as session:
+            placement.release_devices(session, run_id=run_id)
+
+
+def _claim_and_train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
     with session_scope() as session:
         run = session.get(Run, run_id)
         attempt = (run.attempt if run else 0) + 1
@@ -74,9 +98,6 @@ def train_run(run_id: int) -> str:
     if not claimed:
         log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
         return "skipped"
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        num_processes = _num_processes(run) if run is not None else 1
 
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +109,7 @@ def train_run(run_id: int) -> str:
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+            env=_child_environment(devices),
         )
         wait_heartbeating(child, Run, run_id)
 
@@ -108,6 +129,23 @@ def train_run(run_id: int) -> str:
         with session_scope() as session:
             transition(session, run_id=run_id, to=RunStatus.failed, error=error)
     return "done"
+
+
+DEVICE_RETRY_S = 5
+
+
+@functools.cache
+def _devices() -> placement.Devices:
+    return placement.local_devices()
+
+
+def _child_environment(devices: list[str]) -> dict[str, str]:
+    """The training child sees the GPUs reserved for its run, and only those."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    gpus = [device.split(":", 1)[1] for device in devices if device.startswith("cuda:")]
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return env
 
 
 def _num_processes(run: Run) -> int:
@@ -172,7 +210,7 @@ def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untype
     """Tell the web app which devices this worker can give a run (domain/placement.py), and keep
     saying it while the worker lives."""
     queues = sorted(_consumed_queues(sender))
-    devices = placement.local_devices()
+    devices = _devices()
     name, host = worker_identity(), socket.gethostname()
 
     def beat() -> None:

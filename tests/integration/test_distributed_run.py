@@ -271,3 +271,52 @@ def test_two_process_grpo_run(live_server):
         assert sorted(s["step"] for s in samples) == [1, 1, 2, 2], samples
         checkpoints = client.get(f"/api/runs/{run['id']}/checkpoints").json()
         assert [c["step"] for c in checkpoints] == [1, 2]
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_workers_of_one_host_never_give_a_device_to_two_runs(live_server_postgres):
+    """Two worker processes on this host (2 CPU cores): a 2-process run holds both cores, so a
+    1-process run that the other worker takes waits, saying why, until the first one ends."""
+    import subprocess
+
+    from app.cli import worker_command
+    from tests.conftest import ROOT
+
+    server = live_server_postgres
+    log = open(server.data_dir / "second-worker.log", "wb")  # noqa: SIM115 (closed below)
+    second = subprocess.Popen(worker_command("training", "second"), cwd=ROOT, env=server.env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with server.client() as client:
+            dataset_id = upload(client)
+            first = _launch(client, dataset_id, max_steps=16, save_steps=100)
+            _wait(lambda: client.get(f"/api/runs/{first}").json()["status"] == "running", 300,
+                  "the 2-process run to start")
+            later = _launch(client, dataset_id, max_steps=2, save_steps=100, num_processes=1)
+            waiting = _wait(lambda: (run := client.get(f"/api/runs/{later}").json())["phase"]
+                            == "waiting_for_devices" and run, 120, "the waiting reason")
+            assert "waiting for devices" in waiting["phase_label"], waiting
+            one = server.wait_for_run(first, timeout=600)
+            two = server.wait_for_run(later, timeout=600)
+        assert one["status"] == two["status"] == "completed", (one, two, server.logs())
+        assert two["started_at"] >= one["finished_at"], (one, two)
+        from sqlalchemy import create_engine, text
+
+        from tests.conftest import POSTGRES_URL
+
+        engine = create_engine(POSTGRES_URL)
+
+        def released() -> bool:  # as each worker's task returns: deleted, not merely expired
+            with engine.connect() as conn:
+                return conn.execute(text("SELECT count(*) FROM device_reservation")).scalar() == 0
+
+        _wait(released, 60, "the reservations to be deleted")
+        engine.dispose()
+    finally:
+        second.terminate()
+        try:
+            second.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            second.kill()
+        log.close()
