@@ -34,7 +34,7 @@ function showGlobalBatch() {
     (hosts === 1 ? "" : "s") + " × " + accumulation;
 }
 
-export var Placement = {
+export const Placement = {
   /* The placement hyperparameters that differ from the defaults (the server fills the rest). */
   collect: function () {
     var chosen = {};
