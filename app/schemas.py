@@ -84,6 +84,7 @@ class RunPublic(BaseModel):
     backend: str | None
     device: str | None
     queue: str
+    worker: str | None = None  # "host:pid" of the worker that claimed it last
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
     # no worker took it (domain/requeue.py).
     published_at: datetime | None = None

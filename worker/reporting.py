@@ -145,3 +145,53 @@ class DbReporter:
             return
         with session_scope() as own:
             record_progress(own, Run, self.run_id, **self._progress)
+
+
+class RankReporter:
+    """The reporter of one rank among torchrun's: rank 0 reports through ``inner`` (the others
+    pass None and report nothing, so no metric, checkpoint or sample is written twice), and every
+    rank stops at the step where rank 0 saw the cancel flag.
+
+    should_stop is called by every rank at the end of every step (ReporterCallback.on_step_end),
+    so rank 0's answer can be broadcast there: the ranks never disagree about the last step.
+    """
+
+    def __init__(self, inner: DbReporter | None) -> None:
+        self.inner = inner
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        if self.inner is not None:
+            self.inner.log_metrics(step, values)
+
+    def progress(self, step: int, max_steps: int, epoch: float | None) -> None:
+        if self.inner is not None:
+            self.inner.progress(step, max_steps, epoch)
+
+    def checkpoint_saved(self, step: int, path: Path) -> None:
+        if self.inner is not None:
+            self.inner.checkpoint_saved(step, path)
+
+    def samples(self, step: int, rows: list[dict]) -> None:
+        if self.inner is not None:
+            self.inner.samples(step, rows)
+
+    def phase(self, name: str) -> None:
+        if self.inner is not None:
+            self.inner.phase(name)
+
+    def flush(self) -> None:
+        if self.inner is not None:
+            self.inner.flush()
+
+    def should_stop(self) -> bool:
+        stop = self.inner.should_stop() if self.inner is not None else False
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return stop
+        device = (torch.device("cuda", torch.cuda.current_device())
+                  if dist.get_backend() == "nccl" else torch.device("cpu"))
+        flag = torch.tensor([int(stop)], dtype=torch.int32, device=device)
+        dist.broadcast(flag, src=0)
+        return bool(flag.item())

@@ -6,22 +6,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
+import threading
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 
 from app.core.config import settings
 from app.core.db import session_scope
+from app.domain import placement
+from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
+from app.domain.run_phases import set_waiting_for_devices
 from app.domain.runs import transition
+from worker import distributed
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -45,8 +50,40 @@ def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
         return ""
 
 
-@celery_app.task(name="tunedeck.train_run", ignore_result=True)
-def train_run(run_id: int) -> str:
+def _log_since(path, offset: int, limit: int = 50_000) -> str:  # type: ignore[no-untyped-def]
+    """This attempt's end of the log (the log file spans every attempt of the run)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(offset, path.stat().st_size - limit))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+@celery_app.task(name="tunedeck.train_run", ignore_result=True, bind=True, max_retries=None)
+def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        if run is None or run.status != RunStatus.queued:
+            log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
+            return "skipped"
+        num_processes = _num_processes(run)
+        # The run's devices first (all or none), so that no two runs of this host share one.
+        devices = placement.reserve_devices(
+            session, host=socket.gethostname(), worker=worker_identity(), run_id=run_id,
+            candidates=_devices().ids, count=num_processes)
+        if devices is None:
+            set_waiting_for_devices(session, run_id)
+    if devices is None:  # back to the queue: this or another worker tries again shortly
+        raise self.retry(countdown=DEVICE_RETRY_S)
+    try:
+        return _claim_and_train(run_id, num_processes=num_processes, devices=devices)
+    finally:  # whatever happened; a run that stopped running no longer holds them anyway
+        with session_scope() as session:
+            placement.release_devices(session, run_id=run_id)
+
+
+def _claim_and_train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
     with session_scope() as session:
         run = session.get(Run, run_id)
         attempt = (run.attempt if run else 0) + 1
@@ -65,13 +102,15 @@ def train_run(run_id: int) -> str:
 
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    distributed.clear_rank_errors(log_path.parent)
+    attempt_starts_at = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log_file:
         child = subprocess.Popen(
-            [sys.executable, "-m", "worker.train_process", str(run_id)],
+            distributed.training_command(run_id, num_processes=num_processes),
             stdout=log_file,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
+            env=_child_environment(devices),
         )
         wait_heartbeating(child, Run, run_id)
 
@@ -83,15 +122,40 @@ def train_run(run_id: int) -> str:
             else f"training process exited with code {child.returncode}"
         )
         tail = _log_tail(log_path)
+        error = f"{reason}\n{tail}" if tail else reason
+        if num_processes > 1:  # name the rank that failed first, in its own words if it could
+            error = distributed.explain_failure(
+                _log_since(log_path, attempt_starts_at), log_path.parent, world_size=num_processes
+            ) or error
         with session_scope() as session:
-            transition(
-                session,
-                run_id=run_id,
-                to=RunStatus.failed,
-                error=f"{reason}\n{tail}" if tail else reason,
-            )
+            transition(session, run_id=run_id, to=RunStatus.failed, error=error)
     notify_run_finished(run_id)  # in the background: never delays the next run
     return "done"
+
+
+DEVICE_RETRY_S = 5
+
+
+@functools.cache
+def _devices() -> placement.Devices:
+    return placement.local_devices()
+
+
+def _child_environment(devices: list[str]) -> dict[str, str]:
+    """The training child sees the GPUs reserved for its run, and only those."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    gpus = [device.split(":", 1)[1] for device in devices if device.startswith("cuda:")]
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return env
+
+
+def _num_processes(run: Run) -> int:
+    try:
+        hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters)
+    except ValueError:  # the training process records what is wrong with them
+        return 1
+    return hyperparameters.num_processes
 
 
 def worker_identity() -> str:
@@ -138,3 +202,45 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
                 )
     except Exception:
         log.exception("reaping lost jobs at worker start failed")
+
+
+_registration_stop = threading.Event()
+
+
+@worker_ready.connect
+def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Tell the web app which devices this worker can give a run (domain/placement.py), and keep
+    saying it while the worker lives."""
+    queues = sorted(_consumed_queues(sender))
+    devices = _devices()
+    name, host = worker_identity(), socket.gethostname()
+
+    def beat() -> None:
+        while True:
+            try:
+                with session_scope() as session:
+                    placement.register_worker(session, name=name, host=host, queues=queues,
+                                              devices=devices)
+            except Exception:
+                log.exception("registering worker %s failed", name)
+            if _registration_stop.wait(HEARTBEAT_INTERVAL_S):
+                return
+
+    threading.Thread(target=beat, name="tunedeck-worker-registration", daemon=True).start()
+
+
+@worker_shutdown.connect
+def unregister_at_shutdown(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    _registration_stop.set()
+    try:
+        with session_scope() as session:
+            placement.unregister_worker(session, name=worker_identity())
+    except Exception:
+        log.exception("unregistering worker failed")
+
+
+def _consumed_queues(consumer) -> set[str]:  # type: ignore[no-untyped-def]
+    try:
+        return {queue.name for queue in consumer.task_consumer.queues}
+    except AttributeError:
+        return set(celery_app.amqp.queues.consume_from or {settings.default_queue: None})

@@ -6,7 +6,11 @@ them at import), then trains and records the outcome on the run row.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
 import sys
 import traceback
 
@@ -21,7 +25,10 @@ from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewar
 from app.domain.run_phases import set_phase
 from app.domain.runs import transition
 from app.domain.sandbox import CustomRewardError
+from worker.distributed import record_rank_error
 from worker.training import TrainingJob
+
+PR_SET_PDEATHSIG = 1
 
 
 def _maybe_import_unsloth(requested: str) -> bool:
@@ -89,8 +96,18 @@ def failure_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _rank() -> tuple[int, int]:
+    """(rank, world size) under torchrun; (0, 1) for a plain child process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
 def main(run_id: int) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    rank, world_size = _rank()
+    if world_size > 1:  # torchrun's agent is the parent: no rank trains on if it is killed
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        logging.info("run %s: rank %s of %s (pid %s)", run_id, rank, world_size, os.getpid())
     with session_scope() as session:
         run = session.get(Run, run_id)
         if run is None or run.status != RunStatus.running:
@@ -100,7 +117,7 @@ def main(run_id: int) -> int:
         unsloth_imported = _maybe_import_unsloth(requested)
         # Only now: these import transformers/TRL, which unsloth must patch first.
         from worker.model_sync import share_catalogue_model
-        from worker.reporting import DbReporter
+        from worker.reporting import DbReporter, RankReporter
         from worker.training.backends import resolve_backend, train
 
         with session_scope() as session:
@@ -108,8 +125,10 @@ def main(run_id: int) -> int:
             if run is None:  # deleted since it was claimed: recorded as a failure below
                 raise LookupError(f"run {run_id} not found")
             # Shown on the run page while it trains; fails fast when this worker cannot run it.
-            run.backend, run.device = resolve_backend(requested, unsloth_usable=unsloth_imported)
-            set_phase(session, run_id, "preparing_model")
+            backend, device = resolve_backend(requested, unsloth_usable=unsloth_imported)
+            if rank == 0:
+                run.backend, run.device = backend, device
+                set_phase(session, run_id, "preparing_model")
         # Workers on other hosts reuse a converted catalogue model through artifact storage.
         share_catalogue_model(base_model, cache_dir=settings.model_cache_dir, store=store)
         with session_scope() as session:
@@ -117,14 +136,26 @@ def main(run_id: int) -> int:
             if run is None:
                 raise LookupError(f"run {run_id} not found")
             job, output_key = build_job(run)
-            job.backend = run.backend  # "auto" resolved above, by what this process imported
+            job.backend = backend  # "auto" resolved above, by what this process imported
         reporter = DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key)
+        if world_size > 1:
+            reporter = RankReporter(reporter if rank == 0 else None)
         result = train(job, reporter)
         reporter.flush()
     except Exception as exc:  # the run records why; the worker stays up
         traceback.print_exc()
-        with session_scope() as session:
-            transition(session, run_id=run_id, to=RunStatus.failed, error=failure_message(exc))
+        if world_size == 1:
+            with session_scope() as session:
+                transition(session, run_id=run_id, to=RunStatus.failed,
+                           error=failure_message(exc))
+            return 0
+        # Under torchrun the worker records the failure of the rank that failed first (the
+        # others fail after it, waiting for it): each says why here, and exits non-zero so that
+        # the agent stops the others (worker/distributed.py).
+        record_rank_error(settings.checkpoints_dir / str(run_id), rank=rank,
+                          world_size=world_size, error=failure_message(exc))
+        return 1
+    if rank != 0:  # rank 0 records the outcome and starts the evaluation
         return 0
     with session_scope() as session:
         status = RunStatus.cancelled if result.stopped else RunStatus.completed

@@ -37,6 +37,8 @@ PRIMARY_FIELDS = ("max_steps", "learning_rate", "beta", "loss_type", "num_genera
                   "max_completion_length", "temperature", "sample_every_steps")
 # Inputs a strategy renders itself (runs/strategy_<key>.html), left out of the generic fields.
 OWN_FIELDS = {"grpo": ("system_prompt", "reasoning_tag", "answer_tag")}
+# Where a run trains, shown once under "Where it runs" (templates/partials/placement.html).
+PLACEMENT_FIELDS = ("num_processes", "num_hosts", "distributed")
 # The order of the Advanced section; other schema fields follow in schema order.
 FIELD_ORDER = (
     "max_steps", "learning_rate", "lora_r", "lora_alpha", "lora_dropout",
@@ -177,7 +179,8 @@ def hyperparameter_fields(strategy: str) -> list[FormField]:
     return [
         replace(f, default=_show(defaults[f.name]) if f.name in defaults else f.default,
                 help=STRATEGY_HINTS.get((strategy, f.name), f.help))
-        for f in fields if f.name not in OWN_FIELDS.get(strategy, ())
+        for f in fields
+        if f.name not in OWN_FIELDS.get(strategy, ()) and f.name not in PLACEMENT_FIELDS
     ]
 
 

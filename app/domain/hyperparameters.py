@@ -28,6 +28,11 @@ DPO_LOSS_TYPES = Literal[
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard",
     "aot", "aot_unpaired", "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 ]  # fmt: skip
+# FSDP full-shard of a LoRA model: each decoder layer its own unit, original parameters kept so
+# that frozen base weights and trainable LoRA weights can share a unit.
+FSDP_CONFIG = {
+    "use_orig_params": True, "sync_module_states": True, "cpu_ram_efficient_loading": True,
+}  # fmt: skip
 _TAG = re.compile(r"^[A-Za-z][\w\-]*$")
 
 
@@ -59,6 +64,11 @@ class TrainingHyperparameters(BaseModel):
     chat_template: Literal["auto", "on", "off"] = "auto"
     # Load the base model quantised to 4 bits (QLoRA): the Unsloth backend only, on CUDA.
     load_in_4bit: bool = False
+    # Placement (see worker/tasks.py): processes per host (GPUs, or CPU processes on a CPU host),
+    # hosts, and how the processes share the model: ddp copies it, fsdp shards it (CUDA only).
+    num_processes: int = Field(1, ge=1, le=64)
+    num_hosts: int = Field(1, ge=1, le=64)
+    distributed: Literal["ddp", "fsdp"] = "ddp"
 
     @model_validator(mode="before")
     @classmethod
@@ -101,6 +111,30 @@ class TrainingHyperparameters(BaseModel):
                 "or clear system_prompt"
             )
         return self
+
+    @model_validator(mode="after")
+    def _something_to_shard(self) -> TrainingHyperparameters:
+        if self.distributed == "fsdp" and self.world_size == 1:
+            raise ValueError(
+                "distributed = fsdp shards the model over several processes: raise num_processes "
+                "or num_hosts, or use ddp"
+            )
+        if self.distributed == "fsdp" and self.load_in_4bit:
+            raise ValueError(
+                "distributed = fsdp cannot shard a 4-bit (load_in_4bit) model: use ddp or turn "
+                "load_in_4bit off"
+            )
+        return self
+
+    @property
+    def world_size(self) -> int:
+        """Training processes over all hosts."""
+        return self.num_processes * self.num_hosts
+
+    @property
+    def global_batch_size(self) -> int:
+        """Examples per optimizer step: per-device batch × processes × hosts × accumulation."""
+        return self.per_device_train_batch_size * self.world_size * self.gradient_accumulation_steps
 
     def lora_arguments(self) -> dict[str, Any]:
         """Keyword arguments for peft.LoraConfig."""
@@ -152,6 +186,23 @@ class TrainingHyperparameters(BaseModel):
     def _strategy_arguments(self) -> dict[str, Any]:
         return {}
 
+    @staticmethod
+    def distributed_arguments(*, distributed: str, on_cpu: bool, world_size: int) -> dict:
+        """TRL config arguments of one process among ``world_size`` started by torchrun.
+
+        Empty for a single process: a backend set without a process group fails at start.
+        """
+        if world_size == 1:
+            return {}
+        arguments: dict[str, Any] = {
+            "ddp_backend": "gloo" if on_cpu else "nccl",
+            # LoRA leaves every base weight frozen: no search for unused parameters each step.
+            "ddp_find_unused_parameters": False,
+        }
+        if distributed == "fsdp":
+            arguments |= {"fsdp": "full_shard auto_wrap", "fsdp_config": dict(FSDP_CONFIG)}
+        return arguments
+
 
 class SFTHyperparameters(TrainingHyperparameters):
     max_length: int = Field(512, ge=8, le=131072)
@@ -196,10 +247,12 @@ class GRPOHyperparameters(TrainingHyperparameters):
         if self.generation_batch_size is not None and self.steps_per_generation is not None:
             raise ValueError("set generation_batch_size or steps_per_generation, not both")
         if self.generation_batch_size is not None:
-            if self.generation_batch_size % self.per_device_train_batch_size:
+            step_batch = self.per_device_train_batch_size * self.world_size
+            if self.generation_batch_size % step_batch:
+                over = "" if self.world_size == 1 else " × num_processes × num_hosts"
                 raise ValueError(
                     f"generation_batch_size = {self.generation_batch_size} must be a multiple of "
-                    f"per_device_train_batch_size = {self.per_device_train_batch_size}"
+                    f"per_device_train_batch_size{over} = {step_batch}"
                 )
             label, size = "generation_batch_size", self.generation_batch_size
         else:
@@ -213,6 +266,9 @@ class GRPOHyperparameters(TrainingHyperparameters):
                 f"per_device_train_batch_size × {steps_name}",
                 self.per_device_train_batch_size * steps,
             )
+            if self.world_size > 1:  # TRL's generation batch spans every process
+                label += " × num_processes × num_hosts"
+                size *= self.world_size
         if size % self.num_generations:
             raise ValueError(divisibility_message(label, size, self.num_generations))
         return self

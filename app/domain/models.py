@@ -19,6 +19,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -363,3 +364,37 @@ class Deployment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WorkerHost(Base):
+    """A live training worker process and the devices it can give a run (domain/placement.py):
+    written at worker start and refreshed by its heartbeat; a stale row is a gone worker."""
+
+    __tablename__ = "worker_host"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # "host:pid", as Run.worker
+    host: Mapped[str] = mapped_column(String(200), index=True)
+    queues: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    device_kind: Mapped[str] = mapped_column(String(16))  # "cpu" or "cuda"
+    devices: Mapped[int] = mapped_column(Integer)  # GPUs it sees, or CPU cores on a CPU host
+    # Which ones, as DeviceReservation names them: "cuda:2" (the host's GPU index), "cpu:0".
+    device_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeviceReservation(Base):
+    """A device of a host given to one run: worker processes of one host never hand the same GPU
+    to two runs (domain/placement.py). A row counts while its run runs (or for a short grace
+    while the run is being claimed), so every way a run ends frees its devices."""
+
+    __tablename__ = "device_reservation"
+    __table_args__ = (UniqueConstraint("host", "device", name="uq_device_reservation_device"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str] = mapped_column(String(32))  # "cuda:0", "cpu:3"
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

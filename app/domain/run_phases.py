@@ -12,12 +12,15 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.core.sql import update_one
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
 from app.domain.runs import as_utc
 
 PHASES = {
     "waiting_for_worker": "waiting for a worker",
+    "waiting_for_devices": "waiting for devices: other runs hold those of every worker that took "
+                           "it (they are free again when those runs end)",
     "starting": "starting the training process",
     "preparing_model": "preparing the model (a model's first run converts it, once)",
     "loading_data": "loading data",
@@ -34,10 +37,19 @@ def set_phase(session: Session, run_id: int, phase: str) -> bool:
     return record_progress(session, Run, run_id, phase=phase, phase_started_at=utcnow())
 
 
+def set_waiting_for_devices(session: Session, run_id: int) -> bool:
+    """A worker took the queued run but its host's devices are reserved by other runs: the run
+    page says so until a worker claims it. The caller commits."""
+    return update_one(session, Run, Run.id == run_id, Run.status == RunStatus.queued,
+                      phase="waiting_for_devices", phase_started_at=utcnow())
+
+
 def current_phase(run: Run, now: datetime | None = None) -> tuple[str, str, float] | None:
     """(phase, label, seconds in it) of a queued or running run; None once it finished."""
     now = now or utcnow()
-    if run.status == RunStatus.queued:
+    if run.status == RunStatus.queued and run.phase == "waiting_for_devices":
+        phase, since = run.phase, run.phase_started_at
+    elif run.status == RunStatus.queued:
         phase, since = "waiting_for_worker", run.published_at or run.created_at
     elif run.status == RunStatus.running:
         phase, since = run.phase or "starting", run.phase_started_at or run.attempt_started_at

@@ -1,6 +1,7 @@
 /* New run form: strategy sections, base model "other", submit as JSON, errors at the field. */
 import { TuneDeck } from "/static/app.js";
 import { Grpo } from "/static/run_new_grpo.js";
+import { Placement } from "/static/placement.js";
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -106,7 +107,8 @@ import { Grpo } from "/static/run_new_grpo.js";
         first = first || input;
       } else if (/^hyperparameters: /.test(part)) {
         // A rule across fields (GRPO: batch × accumulation vs num_generations): mark each named.
-        activeSection().querySelectorAll("[data-hp]").forEach(function (el) {
+        Array.prototype.slice.call(activeSection().querySelectorAll("[data-hp]"))
+          .concat(Placement.inputs()).forEach(function (el) {
           if (!new RegExp("\\b" + el.name + "\\b").test(part)) return;
           var named = markField(el.name, part.replace(/^[^:]*:\s*/, ""));
           first = first || named;
@@ -139,6 +141,7 @@ import { Grpo } from "/static/run_new_grpo.js";
       var value = parseValue(input);
       if (value !== undefined) hyperparameters[input.name] = value;
     });
+    Object.assign(hyperparameters, Placement.collect());  // processes, hosts: "Where it runs"
     var baseModel = modelSelect && modelSelect.value !== "__other__"
       ? modelSelect.value : modelOther.value.trim();
     if (!baseModel) problems.push(["top", "base_model", "enter a local folder or a hub id"]);

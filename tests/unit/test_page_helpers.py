@@ -87,7 +87,8 @@ def test_sft_fields_come_from_the_worker_schema():
     from app.domain.hyperparameters import SFTHyperparameters
 
     fields = {f.name: f for f in h.hyperparameter_fields("sft")}
-    assert set(fields) == set(SFTHyperparameters.model_fields)
+    # Placement (processes, hosts) is rendered once under "Where it runs", not per strategy.
+    assert set(fields) == set(SFTHyperparameters.model_fields) - set(h.PLACEMENT_FIELDS)
     # The wizard's preset where it has a value (form and wizard agree), else the schema's.
     assert fields["max_length"].default == str(HYPERPARAMETER_PRESETS["sft"]["max_length"])
     assert fields["eval_split"].default == "0.1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,6 +136,12 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
             f"cannot resume: checkpoint folder {job.resume_from} does not exist"
         )
     name, device = resolve_backend(job.backend)
+    rank = process_rank()
+    if device == "cuda" and rank.world_size > 1:  # each torchrun rank trains on its own GPU
+        import torch
+
+        device = f"cuda:{rank.local_rank}"
+        torch.cuda.set_device(rank.local_rank)
     backend = BACKENDS[name](job.strategy)
     reporter.phase("preparing_model")
     model, tokenizer = backend.load_model(job, hp, device=device)
@@ -162,7 +169,12 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         callbacks=[callback],
         reporter=reporter,
         on_cpu=device == "cpu",
-        config_overrides=backend.config_overrides(device=device),
+        config_overrides={
+            **backend.config_overrides(device=device),
+            **hp.distributed_arguments(
+                distributed=hp.distributed, on_cpu=device == "cpu", world_size=rank.world_size
+            ),
+        },
     )
     trainer = _trainer_builder(job.strategy)(job, hp, parts)
     trainer.remove_callback(PrinterCallback)  # disable_tqdm would print every log dict to stdout
@@ -174,11 +186,30 @@ def train(job: TrainingJob, reporter: Reporter) -> TrainResult:
         reporter.flush()
     return TrainResult(
         backend=backend.name,
-        device=device,
+        device=device.split(":")[0],
         final_step=trainer.state.global_step,
         stopped=callback.stopped,
         summary=numeric_metrics(output.metrics),
     )
+
+
+@dataclass(frozen=True)
+class ProcessRank:
+    rank: int
+    local_rank: int
+    world_size: int
+
+    @property
+    def reports(self) -> bool:
+        """Rank 0 alone writes metrics, progress, checkpoints and samples."""
+        return self.rank == 0
+
+
+def process_rank(environ: dict[str, str] | None = None) -> ProcessRank:
+    """This process's place among torchrun's ranks (rank 0 of 1 without torchrun)."""
+    env = os.environ if environ is None else environ
+    return ProcessRank(rank=int(env.get("RANK", 0)), local_rank=int(env.get("LOCAL_RANK", 0)),
+                       world_size=int(env.get("WORLD_SIZE", 1)))
 
 
 def resolve_backend(requested: str, *, unsloth_usable: bool | None = None) -> tuple[str, str]:

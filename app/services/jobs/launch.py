@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.storage import store
-from app.domain import checkpoints, notify, run_phases, runs
+from app.domain import checkpoints, notify, placement, run_phases, runs
 from app.domain.catalogue import CATALOGUE
 from app.domain.errors import Invalid
 from app.domain.evaluations import reward_column_problem
@@ -152,8 +152,33 @@ def dry_run_custom_reward(code: str, dataset: Dataset) -> None:
         raise LaunchError(f"reward_functions: custom: {exc} (dry run on 2 dataset rows)") from exc
 
 
+def validate_placement(session: Session, spec: RunCreate, hyperparameters: dict) -> None:
+    """Refuse now a placement that no live worker of the run's queue can give; raises
+    LaunchError."""
+    distributed = hyperparameters.get("distributed", "ddp")
+    if distributed == "fsdp" and spec.backend == "unsloth":
+        raise LaunchError("hyperparameters.distributed: the unsloth backend trains on one GPU and "
+                          "cannot shard with fsdp: use backend 'trl' or distributed 'ddp'")
+    queue = spec.queue or settings.default_queue
+    problem = placement.placement_problem(
+        num_processes=hyperparameters.get("num_processes", 1),
+        num_hosts=hyperparameters.get("num_hosts", 1),
+        distributed=distributed,
+        queue=queue,
+        workers=placement.live_workers(session, lost_after_s=settings.worker_lost_after_s,
+                                       queue=queue),
+    )
+    if problem:
+        raise LaunchError(problem)
+    if hyperparameters.get("num_hosts", 1) > 1:
+        raise LaunchError("hyperparameters.num_hosts: a run spans one host for now (gang "
+                          "placement over several hosts is not built yet): set num_hosts to 1 "
+                          "and use num_processes for the devices of one host")
+
+
 def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
     hyperparameters = validate_spec(spec, dataset)
+    validate_placement(session, spec, hyperparameters)
     run = run_service.create_run(
         session,
         dataset=dataset,
