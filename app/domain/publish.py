@@ -8,6 +8,7 @@ from app.core.celery_app import celery_app
 TRAIN_RUN = "tunedeck.train_run"
 EVALUATE = "tunedeck.evaluate"
 GENERATE = "tunedeck.generate"
+PROCESS_DATASET = "tunedeck.process_dataset"
 
 
 def publish(task: str, job_id: int, *, queue: str) -> None:

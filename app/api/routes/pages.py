@@ -14,9 +14,9 @@ from app.api.queue_notice import queue_notice
 from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
+from app.domain.datasets.formats import DatasetError
 from app.domain.models import Checkpoint, Dataset, Run
 from app.services.datasets import records as dataset_service
-from app.services.datasets.formats import DatasetError
 from app.services.jobs import evaluations as evaluation_service
 from app.services.jobs import launch, launch_fit
 from app.services.jobs import runs as run_service
