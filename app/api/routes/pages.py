@@ -15,7 +15,7 @@ from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.datasets.formats import DatasetError
-from app.domain.models import Checkpoint, Dataset, Run
+from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run
 from app.services.datasets import records as dataset_service
 from app.services.jobs import evaluations as evaluation_service
 from app.services.jobs import launch, launch_fit
@@ -83,9 +83,10 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         return _not_found(request, f"Dataset {dataset_id}")
-    preview_error = None
+    preview_error, rows = None, []
     try:
-        rows = dataset_service.preview(store, dataset, limit=20)
+        if dataset.status == DatasetStatus.ready:  # else its rows are not stored yet (or never)
+            rows = dataset_service.preview(store, dataset, limit=20)
     except OSError as exc:  # the stored file went missing or is unreadable
         rows, preview_error = [], f"The stored rows could not be read: {exc}"
     return _page(request, "datasets/detail.html", dataset=dataset, rows=rows,

@@ -82,7 +82,8 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     """Returns the hyperparameters with defaults filled in; raises LaunchError."""
     if dataset.status == DatasetStatus.processing:
         raise LaunchError(f"dataset {dataset.name!r} is still being processed "
-                          f"({round(100 * (dataset.progress or 0))}% read): launch once it is ready")
+                          f"({round(100 * (dataset.progress or 0))}% read): launch once it is "
+                          "ready")
     if dataset.status == DatasetStatus.failed:
         raise LaunchError(f"dataset {dataset.name!r} could not be processed ({dataset.error}): "
                           "upload a corrected file")
