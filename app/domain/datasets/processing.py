@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # Rows measured at once: the fast tokenizer is quickest on batches, and a bounded batch keeps
 # memory flat on a million rows.
 BATCH_ROWS = 1024
+BATCH_BYTES = 8 * 1024 * 1024  # ... or fewer when rows are long
 PROGRESS_EVERY_S = 1.0
 # Stats key naming what counted the tokens (or that only characters were counted).
 TOKENIZER_KEY = "tokenizer"
@@ -65,17 +66,19 @@ def process_file(path: Path, *, filename: str, out: Path,
     counter = tokens.counter()
     lengths: LengthStats | None = None
     batch: list[dict] = []
-    num_rows = 0
+    batch_bytes = num_rows = 0
     reported = time.monotonic()
     with out.open("w", encoding="utf-8") as handle:
         for row in stream:
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            line = json.dumps(row, ensure_ascii=False, default=str)
+            handle.write(line + "\n")
             batch.append(row)
             num_rows += 1
-            if len(batch) >= BATCH_ROWS:
+            batch_bytes += len(line)
+            if len(batch) >= BATCH_ROWS or batch_bytes >= BATCH_BYTES:
                 lengths = lengths or _lengths(stream.format, counter)
                 lengths.add(batch)
-                batch = []
+                batch, batch_bytes = [], 0
                 if on_progress is not None and time.monotonic() - reported >= PROGRESS_EVERY_S:
                     on_progress(stream.fraction)
                     reported = time.monotonic()

@@ -19,6 +19,7 @@ from app.domain.prompts import as_conversation
 
 # Fast tokenizers are quickest on batches; a bounded batch keeps peak memory flat on 100k rows.
 _BATCH = 1024
+_BATCH_CHARS = 256 * 1024
 # The stats key (beside "fields") of the chat-templated prompt lengths; older datasets lack it.
 TEMPLATED_PROMPT = "templated_prompt"
 
@@ -136,12 +137,17 @@ def _templated_prompt_tokens(
 
 
 def _batched_counts(items: Sequence[Any], count_batch: Callable[[list], list[int]]) -> np.ndarray:
-    """``count_batch`` over ``items`` in bounded batches, as one array in ``items``' order."""
-    counts = [
-        count
-        for start in range(0, len(items), _BATCH)
-        for count in count_batch(list(items[start : start + _BATCH]))
-    ]
+    """``count_batch`` over ``items`` in bounded batches (rows and characters: a tokenizer's
+    output for 100 KB rows is many times their size), as one array in ``items``' order."""
+    counts: list[int] = []
+    start = 0
+    while start < len(items):
+        end, chars = start, 0
+        while end < len(items) and end - start < _BATCH and (end == start or chars < _BATCH_CHARS):
+            chars += len(items[end]) if isinstance(items[end], str) else len(as_text(items[end]))
+            end += 1
+        counts += count_batch(list(items[start:end]))
+        start = end
     return np.asarray(counts, dtype=np.int64).reshape(len(items))
 
 
