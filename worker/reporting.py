@@ -51,6 +51,7 @@ class DbReporter:
         self._lock = threading.Lock()  # guards _pending and _progress between the two threads
         self._io = threading.Lock()  # one database write at a time, in order
         self._wake = threading.Event()
+        self._closed = threading.Event()
         with session_scope() as session:
             run = session.get(Run, run_id)
             if run is None:
@@ -151,9 +152,19 @@ class DbReporter:
                         record_progress(session, Run, self.run_id, **progress)
 
     # -- internals ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the background thread and write what is pending (the training process's exit
+        ends the thread too; long-lived callers close)."""
+        self._closed.set()
+        self._wake.set()
+        self._writer.join(timeout=10)
+        self.flush()
+
     def _write_in_background(self) -> None:
-        while True:
+        while not self._closed.is_set():
             self._wake.wait(self.poll_interval_s)
+            if self._closed.is_set():
+                return
             self._wake.clear()
             try:
                 self._poll_cancel()

@@ -1,5 +1,6 @@
 """The training loop's reporter hooks only touch memory: a background thread writes metrics and
-progress to the database and polls the cancel flag, and flush() writes everything at once."""
+progress to the database and polls the cancel flag, and close() writes everything at once and
+stops it."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_background_thread_writes_progress_metrics_and_sees_cancel(migrated_app)
 
     reporter.log_metrics(4, {"loss": 0.2})
     reporter.progress(4, 10, 0.4)
-    reporter.flush()  # synchronous: written when it returns
+    reporter.close()  # stops the thread and writes what is pending before it returns
+    assert not reporter._writer.is_alive()
     with session_scope() as session:
         assert session.scalar(select(Run.step).where(Run.id == run_id)) == 4
         assert session.scalar(select(func.count()).select_from(Metric)
