@@ -235,7 +235,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
         _wait_healthy(client)
         with open(DATASET, "rb") as handle:
             dataset = client.post(
