@@ -104,6 +104,8 @@ def up(args: argparse.Namespace) -> int:
     migrate()
     processes = [subprocess.Popen(web_command(host, port))]
     processes += worker_processes(gpus=None, queues=settings.default_queue)
+    # Big uploads are processed on their own queue, never behind an hour of training.
+    processes.append(subprocess.Popen(worker_command(settings.dataset_queue, "datasets")))
     print(
         f"TuneDeck is running at http://{host}:{port} (data in {settings.resolved_data_dir}); "
         "Ctrl-C stops it.",

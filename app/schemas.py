@@ -31,6 +31,11 @@ class DatasetPublic(BaseModel):
     stats: dict[str, Any]
     size_bytes: int
     created_at: datetime
+    # "processing" while a worker reads a big upload (progress 0..1), then "ready" or "failed"
+    # (error says which row and column to fix).
+    status: str = "ready"
+    progress: float | None = None
+    error: str | None = None
 
 
 class RewardFunctionIn(BaseModel):

@@ -27,6 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchproc import Children, load_average  # noqa: E402
+
 MODEL = "smollm2-135m-instruct"
 WARMUP = 5
 DATASETS = {  # (file, format) per strategy: the demo datasets TuneDeck ships
@@ -167,12 +170,16 @@ def _versions() -> str:
 BACKENDS = ("trl", "unsloth", "unsloth-novllm")
 
 
-def run_child(strategy: str, backend: str, args: argparse.Namespace) -> dict:
-    """One measurement in a fresh process; its output goes to --logs when given."""
+def run_child(strategy: str, backend: str, args: argparse.Namespace,
+              children: Children | None = None) -> dict:
+    """One measurement in a fresh process (stopped with everything it started, whatever
+    happens); its output goes to --logs when given."""
     command = [sys.executable, __file__, "--steps", str(args.steps), "--model", args.model,
                "--child", strategy, backend]
     try:
-        child = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+        with contextlib.ExitStack() as stack:
+            runner = children or stack.enter_context(Children())
+            child = runner.run(command, capture_output=True, text=True, cwd=ROOT,
                                timeout=args.child_timeout)
     except subprocess.TimeoutExpired as timeout:
         stdout, stderr, code = timeout.stdout or "", timeout.stderr or "", None
@@ -222,15 +229,18 @@ def main(argv: list[str] | None = None) -> int:
               "nothing measured. See docs/benchmarks.md for running it on a GPU machine.")
         return 0
     header = f"{_versions()}; {args.steps} steps, rates after {WARMUP} warm-up steps"
+    print(f"load average at start: {load_average()}", flush=True)
     results = []
-    for strategy in strategies:
-        for backend in backends:
-            print(f"… {strategy} with {backend} ({args.steps} steps)", flush=True)
-            results.append(run_child(strategy, backend, args))
-            report = f"{header}\n\n{markdown_table(results)}\n"
-            if args.markdown:  # after every run: a later one that hangs keeps the earlier rows
-                args.markdown.write_text(report)
+    with Children() as children:
+        for strategy in strategies:
+            for backend in backends:
+                print(f"… {strategy} with {backend} ({args.steps} steps)", flush=True)
+                results.append(run_child(strategy, backend, args, children))
+                report = f"{header}\n\n{markdown_table(results)}\n"
+                if args.markdown:  # after every run: a later one that hangs keeps earlier rows
+                    args.markdown.write_text(report)
     print(report)
+    print(f"load average at end: {load_average()}")
     return 0
 
 

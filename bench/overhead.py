@@ -3,14 +3,25 @@ script, measured in one run (interleaved rounds), printing seconds per step and 
 
     python bench/overhead.py [--steps 40] [--rounds 2]
 
+Both sides train the same token sequences: the bare script turns the rows into conversations
+and lets TRL apply the chat template, as TuneDeck does by default (chat_template "auto"); each
+side's tokens per step (TRL's ``num_tokens``) are printed so a reader can check it.
+
 Seconds per step come from the wall-clock times at which steps were logged, skipping the first
-steps (warm-up), so model loading and process start-up do not count for either side.
+steps (warm-up), so model loading and process start-up do not count for either side. Beside
+them, each side's CPU seconds per step between the same steps (the training process's user +
+system time: from resource inside the bare script, sampled with psutil for TuneDeck's training
+child), and the load average at start and end; when the load exceeds the core count the CPU
+ratio is the headline. Every process started (the server, its workers, their training children,
+the bare script) is stopped on success, failure and Ctrl-C.
 Target: TuneDeck ≤ 1.05 × bare TRL.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import contextlib
 import json
 import os
 import socket
@@ -23,6 +34,10 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchproc import Children, busy, load_average  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "app" / "demo_data" / "sft_demo.jsonl"
@@ -40,24 +55,32 @@ HYPERPARAMETERS = {
 }
 
 BARE_TRL = r"""
-import json, sys, time
+import json, resource, sys, time
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 model_dir, data_path, out_dir, hp = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
 rows = [json.loads(line) for line in open(data_path)]
+if tokenizer.chat_template:  # as TuneDeck trains by default: conversations, chat-templated
+    rows = [{"prompt": [{"role": "user", "content": r["prompt"]}],
+             "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
 times = []
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 class Clock(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kw):
         if logs and "loss" in logs:
-            times.append((state.global_step, time.time()))
+            times.append((state.global_step, time.time(), cpu(), logs.get("num_tokens")))
 
 trainer = SFTTrainer(
     model=AutoModelForCausalLM.from_pretrained(model_dir),
-    processing_class=AutoTokenizer.from_pretrained(model_dir),
+    processing_class=tokenizer,
     train_dataset=Dataset.from_list(rows),
     peft_config=LoraConfig(r=hp["lora_r"], lora_alpha=hp["lora_alpha"],
                            lora_dropout=hp["lora_dropout"], target_modules="all-linear",
@@ -75,14 +98,15 @@ print(json.dumps(times))
 """
 
 
-def seconds_per_step(times: list[tuple[int, float]]) -> float:
-    times = sorted(t for t in times if t[0] > WARMUP)
-    (first_step, first_time), (last_step, last_time) = times[0], times[-1]
-    return (last_time - first_time) / (last_step - first_step)
+def per_step(samples: list[tuple[int, float]]) -> float:
+    """(step, value) samples -> value per step between the first step after warm-up and the last."""
+    samples = sorted(t for t in samples if t[0] > WARMUP and t[1] is not None)
+    (first_step, first), (last_step, last) = samples[0], samples[-1]
+    return (last - first) / (last_step - first_step)
 
 
-def bare_trl(model_dir: Path, work: Path) -> float:
-    out = subprocess.run(
+def bare_trl(children: Children, model_dir: Path, work: Path) -> dict:
+    out = children.run(
         [
             sys.executable,
             "-c",
@@ -97,10 +121,23 @@ def bare_trl(model_dir: Path, work: Path) -> float:
         check=True,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
-    return seconds_per_step(json.loads(out.stdout.strip().splitlines()[-1]))
+    times = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"wall": per_step([(t[0], t[1]) for t in times]),
+            "cpu": per_step([(t[0], t[2]) for t in times]),
+            "tokens": per_step([(t[0], t[3]) for t in times])}
 
 
-def tunedeck_run(client: httpx.Client, dataset_id: int) -> float:
+def training_child(server_pid: int) -> psutil.Process | None:
+    """TuneDeck's training process (``python -m worker.train_process``) under the server."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for process in psutil.Process(server_pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if "worker.train_process" in process.cmdline():
+                    return process
+    return None
+
+
+def tunedeck_run(client: httpx.Client, dataset_id: int, server_pid: int | None = None) -> dict:
     run = client.post(
         "/api/runs",
         json={
@@ -109,12 +146,23 @@ def tunedeck_run(client: httpx.Client, dataset_id: int) -> float:
             "hyperparameters": HYPERPARAMETERS,
         },
     ).json()
-    while (state := client.get(f"/api/runs/{run['id']}").json())["status"] not in (
-        "completed",
-        "failed",
-        "cancelled",
-    ):
-        time.sleep(0.5)
+    cpu_samples: list[tuple[float, float]] = []  # (wall time, training child's CPU seconds)
+    child = None
+    next_poll = 0.0
+    while True:
+        if server_pid is not None:
+            child = child if child is not None and child.is_running() else training_child(
+                server_pid)
+            if child is not None:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    times = child.cpu_times()
+                    cpu_samples.append((time.time(), times.user + times.system))
+        if time.monotonic() >= next_poll:
+            state = client.get(f"/api/runs/{run['id']}").json()
+            if state["status"] in ("completed", "failed", "cancelled"):
+                break
+            next_poll = time.monotonic() + 0.5
+        time.sleep(0.05)
     if state["status"] != "completed":
         raise RuntimeError(f"TuneDeck run failed: {state['error']}")
     # Wall-clock times of the logged steps, straight from the metric table.
@@ -126,8 +174,29 @@ def tunedeck_run(client: httpx.Client, dataset_id: int) -> float:
             text("SELECT step, wall_time FROM metric WHERE run_id = :r AND name = 'loss'"),
             {"r": run["id"]},
         ).all()
+        tokens = conn.execute(
+            text("SELECT step, value FROM metric WHERE run_id = :r AND name = 'num_tokens'"),
+            {"r": run["id"]},
+        ).all()
     engine.dispose()
-    return seconds_per_step([(s, _timestamp(w)) for s, w in rows])
+    steps = [(s, _timestamp(w)) for s, w in rows]
+    result = {"wall": per_step(steps), "tokens": per_step(list(tokens)) if tokens else None,
+              "cpu": None}
+    if len(cpu_samples) > 2:
+        walls, cpus = zip(*cpu_samples, strict=True)
+        # CPU seconds at the wall-clock time each step was logged, from the sampled curve.
+        result["cpu"] = per_step([(s, _interpolate(w, walls, cpus)) for s, w in steps])
+    return result
+
+
+def _interpolate(x: float, xs: tuple[float, ...], ys: tuple[float, ...]) -> float | None:
+    if x < xs[0] or x > xs[-1]:
+        return None
+    index = bisect.bisect_left(xs, x)
+    if index == 0:
+        return ys[0]
+    x0, x1, y0, y1 = xs[index - 1], xs[index], ys[index - 1], ys[index]
+    return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
 def _timestamp(value) -> float:  # type: ignore[no-untyped-def]
@@ -146,6 +215,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     HYPERPARAMETERS["max_steps"] = args.steps
+    print(f"load average at start: {load_average()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tunedeck-bench-"))
     port = _free_port()
     env = {
@@ -157,15 +227,15 @@ def main() -> None:
     env.pop("TUNEDECK_DATABASE_URL", None)
     env.pop("TUNEDECK_BROKER_URL", None)
     os.environ["BENCH_DB_URL"] = f"sqlite:///{work / 'data' / 'tunedeck.db'}"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "up", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+    with Children() as children:
+        server = children.start(
+            [sys.executable, "-m", "app.cli", "up", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
         _wait_healthy(client)
         with open(DATASET, "rb") as handle:
             dataset = client.post(
@@ -179,24 +249,35 @@ def main() -> None:
         model_dir = resolve_model("tiny-random-llama", work / "data" / "models")
         bare, tuned = [], []
         for round_ in range(args.rounds):
-            bare.append(bare_trl(model_dir, work))
-            tuned.append(tunedeck_run(client, dataset["id"]))
-            print(
-                f"round {round_ + 1}: bare TRL {bare[-1]:.4f} s/step, "
-                f"TuneDeck {tuned[-1]:.4f} s/step",
-                flush=True,
-            )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    bare_s, tuned_s = statistics.median(bare), statistics.median(tuned)
+            bare.append(bare_trl(children, model_dir, work))
+            tuned.append(tunedeck_run(client, dataset["id"], server.pid))
+            print(f"round {round_ + 1}: bare TRL {_side(bare[-1])}; TuneDeck {_side(tuned[-1])}",
+                  flush=True)
     print(
-        f"\nSFT, tiny-random-llama, {args.steps} steps, batch 4, max_length 128, median of "
-        f"{args.rounds} interleaved rounds"
+        f"\nSFT, tiny-random-llama, {args.steps} steps, batch 4, max_length 128, chat-templated, "
+        f"median of {args.rounds} interleaved rounds"
     )
-    print(f"bare TRL : {bare_s:.4f} s/step")
-    print(f"TuneDeck : {tuned_s:.4f} s/step")
-    print(f"ratio    : {tuned_s / bare_s:.3f}x (target <= 1.05x)")
+    ratios = {}
+    for key, unit in (("wall", "s/step wall"), ("cpu", "CPU s/step"), ("tokens", "tokens/step")):
+        b = [r[key] for r in bare if r[key] is not None]
+        t = [r[key] for r in tuned if r[key] is not None]
+        if not b or not t:
+            print(f"{unit:12s}: not measured")
+            continue
+        ratios[key] = statistics.median(t) / statistics.median(b)
+        print(f"{unit:12s}: bare TRL {statistics.median(b):.4f}, TuneDeck "
+              f"{statistics.median(t):.4f}, ratio {ratios[key]:.3f}x")
+    headline = "cpu" if busy() and "cpu" in ratios else "wall"
+    why = "; load > cores, so CPU time is the headline" if headline == "cpu" else ""
+    print(f"ratio      : {ratios.get(headline, float('nan')):.3f}x by {headline} time "
+          f"(target <= 1.05x{why})")
+    print(f"load average at end: {load_average()}")
+
+
+def _side(result: dict) -> str:
+    cpu = f"{result['cpu']:.4f}" if result["cpu"] is not None else "?"
+    tokens = f"{result['tokens']:.0f}" if result["tokens"] is not None else "?"
+    return f"{result['wall']:.4f} s/step ({cpu} CPU s/step, {tokens} tokens/step)"
 
 
 def _free_port() -> int:

@@ -137,7 +137,7 @@ def start_server(name: str, *, extra_env: dict | None = None, worker: bool = Tru
         worker_log = open(data_dir / "worker.log", "wb")  # noqa: SIM115
         processes.append(
             subprocess.Popen(
-                worker_command("training", name),
+                worker_command("training,datasets", name),
                 cwd=ROOT,
                 env=env,
                 stdout=worker_log,

@@ -1,8 +1,16 @@
 """The trainer's reporter backed by the database: metrics in batches, progress and ETA on the
-run row, checkpoints recorded (and uploaded when artifact storage is remote), the cancel flag."""
+run row, checkpoints recorded (and uploaded when artifact storage is remote), the cancel flag.
+
+The training loop never waits on the database for metrics, progress or the cancel flag: its
+hooks only update memory, and a background thread writes batches and polls the flag (a
+database round trip per step was several percent of a small model's step time, and far more
+whenever another process held the SQLite lock). Checkpoints and samples, a few per run, are
+written at once."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +24,7 @@ from app.domain.models import Run, Sample, utcnow
 from app.domain.progress import record_progress, seconds_per_step
 from app.domain.run_phases import set_phase
 
+log = logging.getLogger(__name__)
 STEP_MARKS = 60
 
 
@@ -36,12 +45,15 @@ class DbReporter:
         self.poll_interval_s = poll_interval_s
         self._pending: list[tuple] = []
         self._last_flush = time.monotonic()
-        self._last_progress_write = 0.0
-        self._last_poll = 0.0
         self._stop = False
         self._progress: dict = {}
+        self._progress_dirty = False
         # (step, monotonic time) of recent steps: the ETA's rate skips the first slow ones.
         self._marks: list[tuple[int, float]] = []
+        self._lock = threading.Lock()  # guards _pending and _progress between the two threads
+        self._io = threading.Lock()  # one database write at a time, in order
+        self._wake = threading.Event()
+        self._closed = threading.Event()
         with session_scope() as session:
             run = session.get(Run, run_id)
             if run is None:
@@ -53,15 +65,17 @@ class DbReporter:
                 metrics.read_series(session, run_ids=[run_id]).get(run_id, {}).items()
             ):
                 self.series[name].extend(points)
+        self._writer = threading.Thread(target=self._write_in_background, daemon=True,
+                                        name=f"run-{run_id}-reporter")
+        self._writer.start()
 
     # -- Reporter protocol -------------------------------------------------------------------
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         now = utcnow()
-        for name, value in values.items():
-            self._pending.append((step, name, float(value), now))
-            self.series[name].append((step, float(value)))
-        if time.monotonic() - self._last_flush >= self.flush_interval_s:
-            self.flush()
+        with self._lock:
+            for name, value in values.items():
+                self._pending.append((step, name, float(value), now))
+                self.series[name].append((step, float(value)))
 
     def progress(self, step: int, max_steps: int, epoch: float | None) -> None:
         now = time.monotonic()
@@ -70,14 +84,16 @@ class DbReporter:
             del self._marks[:-STEP_MARKS]
         rate = seconds_per_step(self._marks)
         eta = max(0.0, (max_steps - step) * rate) if rate is not None and max_steps else None
-        self._progress = {
-            "step": step,
-            "max_steps": max_steps or None,
-            "epoch": epoch,
-            "eta_seconds": eta,
-        }
-        if now - self._last_progress_write >= self.poll_interval_s or step == max_steps:
-            self._write_progress()
+        with self._lock:
+            self._progress = {
+                "step": step,
+                "max_steps": max_steps or None,
+                "epoch": epoch,
+                "eta_seconds": eta,
+            }
+            self._progress_dirty = True
+        if step == max_steps:
+            self._wake.set()  # the last step shows at once
 
     def checkpoint_saved(self, step: int, path: Path) -> None:
         self.flush()
@@ -89,8 +105,10 @@ class DbReporter:
             run = session.get(Run, self.run_id)
             if run is None:
                 raise LookupError(f"run {self.run_id} not found")
+            with self._lock:
+                series = {name: list(points) for name, points in self.series.items()}
             checkpoints.record_checkpoint(
-                session, run=run, step=step, storage_key=key, series=dict(self.series)
+                session, run=run, step=step, storage_key=key, series=series
             )
 
     def samples(self, step: int, rows: list[dict]) -> None:
@@ -114,37 +132,63 @@ class DbReporter:
             session.execute(insert(Sample), payload)
 
     def should_stop(self) -> bool:
-        now = time.monotonic()
-        if not self._stop and now - self._last_poll >= self.poll_interval_s:
-            self._last_poll = now
-            with session_scope() as session:
-                self._stop = bool(
-                    session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id))
-                )
-        return self._stop
+        return self._stop  # polled by the background thread every poll_interval_s
 
     def phase(self, name: str) -> None:
         with session_scope() as session:
             set_phase(session, self.run_id, name)
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
-        self._last_flush = time.monotonic()
-        if pending or self._progress:
-            with session_scope() as session:
-                metrics.log_batch(session, run_id=self.run_id, rows=pending)
-                self._write_progress(session)
+        """Write every pending metric and the latest progress now (checkpoints, the end)."""
+        with self._io:
+            with self._lock:
+                pending, self._pending = self._pending, []
+                progress, self._progress_dirty = dict(self._progress), False
+            self._last_flush = time.monotonic()
+            if pending or progress:
+                with session_scope() as session:
+                    metrics.log_batch(session, run_id=self.run_id, rows=pending)
+                    if progress:
+                        record_progress(session, Run, self.run_id, **progress)
 
     # -- internals ---------------------------------------------------------------------------
-    def _write_progress(self, session=None) -> None:  # type: ignore[no-untyped-def]
-        if not self._progress:
+    def close(self) -> None:
+        """Stop the background thread and write what is pending (the training process's exit
+        ends the thread too; long-lived callers close)."""
+        self._closed.set()
+        self._wake.set()
+        self._writer.join(timeout=10)
+        self.flush()
+
+    def _write_in_background(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(self.poll_interval_s)
+            if self._closed.is_set():
+                return
+            self._wake.clear()
+            try:
+                self._poll_cancel()
+                if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                    self.flush()
+                elif self._progress_dirty:
+                    self._write_progress()
+            except Exception:  # a database blip: try again next time round
+                log.exception("reporting run %s failed; retrying", self.run_id)
+
+    def _poll_cancel(self) -> None:
+        if self._stop:
             return
-        self._last_progress_write = time.monotonic()
-        if session is not None:
-            record_progress(session, Run, self.run_id, **self._progress)
-            return
-        with session_scope() as own:
-            record_progress(own, Run, self.run_id, **self._progress)
+        with session_scope() as session:
+            self._stop = bool(
+                session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id)))
+
+    def _write_progress(self) -> None:
+        with self._io:
+            with self._lock:
+                progress, self._progress_dirty = dict(self._progress), False
+            if progress:
+                with session_scope() as session:
+                    record_progress(session, Run, self.run_id, **progress)
 
 
 class RankReporter:

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     port: int = 8000
     # Uploads larger than this are refused with 413 while streaming.
     max_upload_mb: int = 200
+    # Uploads up to this size are processed within the request (the answer carries the statistics
+    # or the row to fix); bigger ones are stored at once and processed by a worker on
+    # ``dataset_queue`` while the dataset shows "processing". 0: every upload goes to a worker.
+    inline_upload_max_kb: int = Field(default=256, ge=0)
+    dataset_queue: str = "datasets"
     # Required when host is not local (see core/security.py).
     auth_token: str = ""
     # Host names the server answers to besides localhost and `host` (DNS-rebinding guard), e.g.

@@ -63,6 +63,14 @@ RESUMABLE_STATUSES = {RunStatus.failed, RunStatus.cancelled}
 TERMINAL_STATUSES = {RunStatus.completed, RunStatus.failed, RunStatus.cancelled}
 
 
+class DatasetStatus(enum.StrEnum):
+    """A big upload is stored at once and processed by a worker: processing → ready | failed."""
+
+    processing = "processing"
+    ready = "ready"
+    failed = "failed"
+
+
 class Dataset(Base):
     __tablename__ = "dataset"
 
@@ -78,6 +86,14 @@ class Dataset(Base):
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[DatasetStatus] = mapped_column(
+        Enum(DatasetStatus, name="dataset_status", native_enum=False, length=16),
+        default=DatasetStatus.ready, server_default="ready", index=True)
+    progress: Mapped[float | None] = mapped_column(Float)  # 0..1 of the file read, while processing
+    # What stopped processing (the row and column, as an upload's 4xx would say); failed only.
+    error: Mapped[str | None] = mapped_column(Text)
+    # The upload as received, in the artifact store until the worker has processed it.
+    upload_key: Mapped[str | None] = mapped_column(String(255))
 
     runs: Mapped[list[Run]] = relationship(back_populates="dataset")
 

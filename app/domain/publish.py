@@ -10,6 +10,7 @@ EVALUATE = "tunedeck.evaluate"
 GENERATE = "tunedeck.generate"
 EXPORT = "tunedeck.export"
 DEPLOY = "tunedeck.deploy"
+PROCESS_DATASET = "tunedeck.process_dataset"
 
 
 def publish(task: str, job_id: int, *, queue: str) -> None:

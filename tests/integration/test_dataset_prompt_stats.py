@@ -7,9 +7,9 @@ import json
 
 from sqlalchemy import update
 
+from app.domain.datasets import tokens
 from app.domain.models import Dataset
 from app.domain.training_rows import prompt_token_count
-from app.services.datasets import tokens
 
 # Every prompt starts with a letter: after the template's "user\n" nothing merges across the
 # boundary, so each templated prompt is its raw tokens plus the template's own.

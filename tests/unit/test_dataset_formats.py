@@ -15,7 +15,7 @@ import pytest
 
 from app.demo_data.make_sft_demo import OUTPUT as SFT_DEMO
 from app.demo_data.make_sft_demo import make_rows, to_jsonl
-from app.services.datasets.formats import (
+from app.domain.datasets.formats import (
     FORMAT_COLUMNS,
     STRATEGY_FORMATS,
     DatasetError,

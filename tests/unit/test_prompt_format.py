@@ -140,8 +140,8 @@ def test_display_text_of_a_wrapped_prompt_is_its_words():
 def test_prompt_only_rows_with_message_prompts_are_conversations_under_every_mode(tmp_path):
     """Upload classifies message-list prompts as prompt_only (its format does not say they are
     conversations); TRL templates them whatever chat_template says, and so does the rule."""
+    from app.domain.datasets.formats import parse_dataset
     from app.domain.prompts import has_message_prompts
-    from app.services.datasets.formats import parse_dataset
 
     upload = tmp_path / "chat-prompts.jsonl"
     upload.write_text('{"prompt": [{"role": "user", "content": "2+2?"}], "answer": "4"}\n')

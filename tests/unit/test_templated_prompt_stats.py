@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from app.domain.datasets import tokens
+from app.domain.datasets.stats import TEMPLATED_PROMPT, length_stats
 from app.domain.prompts import format_prompts
 from app.domain.training_rows import prompt_token_count
-from app.services.datasets import tokens
-from app.services.datasets.stats import TEMPLATED_PROMPT, length_stats
 
 ROWS = {
     "prompt_only": [{"prompt": "What is 2+2?", "answer": "4"},

@@ -10,6 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from app.api.deps import DatasetDep, SessionDep, StoreDep
 from app.core.config import settings
+from app.domain.models import DatasetStatus
 from app.schemas import DatasetPublic
 from app.services.datasets import records as service
 from app.services.datasets.uploads import receive_upload
@@ -18,9 +19,13 @@ from app.services.jobs import deletion
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 
-@router.post("", status_code=201, response_model=DatasetPublic)
-async def upload_dataset(request: Request, session: SessionDep, store: StoreDep) -> DatasetPublic:
-    """Upload a dataset (multipart field `file`, optional `name`): JSONL, CSV or Parquet."""
+@router.post("", status_code=201, response_model=DatasetPublic,
+             responses={202: {"model": DatasetPublic, "description": "stored; a worker is "
+                              "processing it (status \"processing\", then ready or failed)"}})
+async def upload_dataset(request: Request, response: Response, session: SessionDep,
+                         store: StoreDep) -> DatasetPublic:
+    """Upload a dataset (multipart field `file`, optional `name`): JSONL, CSV or Parquet; a big
+    file answers 202 at once and is processed in the background (poll the dataset)."""
     tmp_dir = settings.resolved_data_dir / "tmp"
     tmp_dir.mkdir(exist_ok=True)
     upload = await receive_upload(
@@ -35,6 +40,8 @@ async def upload_dataset(request: Request, session: SessionDep, store: StoreDep)
         )
     finally:
         upload.discard()
+    if dataset.status == DatasetStatus.processing:
+        response.status_code = 202
     return DatasetPublic.model_validate(dataset)
 
 

@@ -14,9 +14,9 @@ from app.api.queue_notice import queue_notice
 from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
-from app.domain.models import Checkpoint, Dataset, Run
+from app.domain.datasets.formats import DatasetError
+from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run
 from app.services.datasets import records as dataset_service
-from app.services.datasets.formats import DatasetError
 from app.services.jobs import evaluations as evaluation_service
 from app.services.jobs import launch, launch_fit
 from app.services.jobs import runs as run_service
@@ -88,9 +88,10 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
     pages = max(1, -(-dataset.num_rows // PREVIEW_PAGE))
     page = min(page, pages)  # past the end: the last page
     offset = (page - 1) * PREVIEW_PAGE
-    preview_error = None
+    preview_error, rows = None, []
     try:
-        rows = dataset_service.preview(store, dataset, limit=PREVIEW_PAGE, offset=offset)
+        if dataset.status == DatasetStatus.ready:  # else its rows are not stored yet (or never)
+            rows = dataset_service.preview(store, dataset, limit=PREVIEW_PAGE, offset=offset)
     except OSError as exc:  # the stored file went missing or is unreadable
         rows, preview_error = [], f"The stored rows could not be read: {exc}"
     return _page(request, "datasets/detail.html", dataset=dataset, rows=rows,

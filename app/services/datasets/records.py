@@ -1,8 +1,8 @@
-"""Datasets: validate an uploaded file, store it normalised under a generated key, record it."""
+"""Datasets: check an upload, store it normalised under a generated key, record it. Small uploads
+are processed here; bigger ones are stored as received and processed by a worker."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -10,18 +10,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.config import settings
 from app.core.storage import ArtifactStore
-from app.domain.models import Dataset
-from app.domain.tool_calls import is_tool_row
+from app.domain import publish
+from app.domain.datasets.files import check_upload
+from app.domain.datasets.formats import DatasetError, rows_for_preview
+from app.domain.datasets.processing import process_file, transition
+from app.domain.models import Dataset, DatasetStatus
 from app.domain.training_rows import read_dataset_rows
-from app.services.datasets import tokens
-from app.services.datasets.formats import (
-    DatasetError,
-    length_stats,
-    parse_dataset,
-    rows_for_preview,
-)
-from app.services.datasets.stats import TEMPLATED_CONVERSATION, summarize_counts
 
 ALLOWED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -33,51 +29,66 @@ def create_dataset(
     upload_path: Path,
     filename: str,
     name: str | None = None,
+    inline_max_bytes: int | None = None,
 ) -> Dataset:
-    """Parse and validate ``upload_path``; on success store normalised JSONL and a row.
+    """Check ``upload_path``; store it and record a dataset row.
 
-    Raises DatasetError (nothing stored) when the file is not a usable dataset.
+    Uploads up to ``inline_max_bytes`` (default: the ``inline_upload_max_kb`` setting) are
+    processed now: DatasetError (nothing stored) when the file is not a usable dataset. Bigger
+    ones get the cheap checks only (extension, first bytes, Parquet footer) and are stored as
+    received; the row says "processing" until a worker has read every row.
     """
     display_name = (name or Path(filename).stem or "dataset").strip()[:200]
     if not display_name:
         raise DatasetError("the dataset name is empty")
-    parsed = parse_dataset(upload_path, filename=filename)
-    stats = length_stats(
-        parsed.rows,
-        parsed.format,
-        count_tokens=lambda text: tokens.count_tokens_batch([text])[0],
-        count_tokens_batch=tokens.count_tokens_batch,
-        count_chat_prompts_batch=tokens.count_chat_prompt_tokens_batch,
-    )
-    if parsed.format == "messages" and any(is_tool_row(row) for row in parsed.rows):
-        stats[TEMPLATED_CONVERSATION] = {"tokens": summarize_counts(
-            tokens.count_tool_conversation_tokens_batch(parsed.rows))}
+    size = upload_path.stat().st_size
+    limit = settings.inline_upload_max_kb * 1024 if inline_max_bytes is None else inline_max_bytes
+    kind = check_upload(upload_path, filename=filename)
     key = f"datasets/{uuid.uuid4().hex}.jsonl"
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as out:
-        for row in parsed.rows:
-            out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-        normalised = Path(out.name)
+    dataset = Dataset(name=display_name, original_filename=Path(filename).name[:255] or "upload",
+                      storage_key=key, size_bytes=size)
+    if size > limit:
+        return _queue_processing(session, store=store, dataset=dataset, upload_path=upload_path,
+                                 kind=kind)
+    with tempfile.TemporaryDirectory(prefix="tunedeck-upload-") as folder:
+        normalised = Path(folder) / "rows.jsonl"
+        processed = process_file(upload_path, filename=filename, out=normalised)
+        try:
+            store.put_file(normalised, key)
+            dataset.file_format, dataset.format = processed.file_format, processed.format
+            dataset.num_rows, dataset.columns = processed.num_rows, processed.columns
+            dataset.stats = processed.stats
+            session.add(dataset)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            store.delete(key)  # never leave a file without its row
+            raise
+    return dataset
+
+
+def _queue_processing(session: Session, *, store: ArtifactStore, dataset: Dataset,
+                      upload_path: Path, kind: str) -> Dataset:
+    upload_key = f"uploads/{uuid.uuid4().hex}.{kind}"
+    store.put_file(upload_path, upload_key)
+    dataset.upload_key, dataset.status, dataset.progress = upload_key, DatasetStatus.processing, 0.0
+    dataset.file_format, dataset.format, dataset.num_rows, dataset.columns = kind, "", 0, []
+    dataset.stats = {}
     try:
-        store.put_file(normalised, key)
-        dataset = Dataset(
-            name=display_name,
-            original_filename=Path(filename).name[:255] or "upload",
-            storage_key=key,
-            file_format=parsed.file_format,
-            format=parsed.format,
-            num_rows=len(parsed.rows),
-            columns=parsed.columns,
-            stats=stats,
-            size_bytes=upload_path.stat().st_size,
-        )
         session.add(dataset)
         session.commit()
     except BaseException:
         session.rollback()
-        store.delete(key)  # never leave a file without its row
+        store.delete(upload_key)
         raise
-    finally:
-        normalised.unlink(missing_ok=True)
+    try:
+        publish.publish(publish.PROCESS_DATASET, dataset.id, queue=settings.dataset_queue)
+    except Exception as exc:  # the broker is down: say so on the dataset rather than wait forever
+        transition(session, dataset_id=dataset.id, to=DatasetStatus.failed,
+                   error=f"the upload could not be queued for processing ({exc}) — upload it "
+                   "again once the broker is reachable", upload_key=None)
+        store.delete(upload_key)
+    session.refresh(dataset)
     return dataset
 
 

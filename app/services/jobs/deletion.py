@@ -130,9 +130,11 @@ def delete_dataset(session: Session, *, dataset: Dataset, store: ArtifactStore,
     run_ids = [r.id for r in runs]
     for run in runs:
         session.delete(run)
-    key = dataset.storage_key
+    key, upload_key = dataset.storage_key, dataset.upload_key
     session.delete(dataset)
     session.commit()
     for run_id in run_ids:
         _remove_run_files(store, run_id)
     store.delete(key)
+    if upload_key:  # deleted while a worker was still to process it
+        store.delete(upload_key)

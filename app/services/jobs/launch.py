@@ -14,10 +14,11 @@ from app.core.config import settings
 from app.core.storage import store
 from app.domain import checkpoints, notify, placement, run_phases, runs
 from app.domain.catalogue import CATALOGUE
+from app.domain.datasets.formats import DatasetError, check_format_for_strategy
 from app.domain.errors import Invalid
 from app.domain.evaluations import reward_column_problem
 from app.domain.hyperparameters import validate_hyperparameters
-from app.domain.models import Dataset, Run
+from app.domain.models import Dataset, DatasetStatus, Run
 from app.domain.rewards import RewardConfigError
 from app.domain.rewards.columns import grpo_rows, reward_columns
 from app.domain.rewards.run_rewards import validate_run_rewards
@@ -25,7 +26,6 @@ from app.domain.sandbox import CustomRewardError
 from app.domain.sandbox import dry_run_custom_reward as dry_run
 from app.domain.training_rows import read_dataset_rows
 from app.schemas import CheckpointPublic, RunCreate, RunPublic
-from app.services.datasets.formats import DatasetError, check_format_for_strategy
 from app.services.jobs import runs as run_service
 from app.services.jobs.length_checks import prompt_length_problem
 
@@ -80,6 +80,13 @@ def _format_validation_error(prefix: str, exc: ValidationError) -> str:
 
 def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     """Returns the hyperparameters with defaults filled in; raises LaunchError."""
+    if dataset.status == DatasetStatus.processing:
+        raise LaunchError(f"dataset {dataset.name!r} is still being processed "
+                          f"({round(100 * (dataset.progress or 0))}% read): launch once it is "
+                          "ready")
+    if dataset.status == DatasetStatus.failed:
+        raise LaunchError(f"dataset {dataset.name!r} could not be processed ({dataset.error}): "
+                          "upload a corrected file")
     try:
         check_format_for_strategy(dataset.format, spec.strategy)
     except DatasetError as exc:

@@ -4,7 +4,7 @@ statistics instead of failing at training start.
 Training drops prompts longer than max_prompt_length (GRPO, DPO) and SFT prompts that fill
 max_length (``app.domain.training_rows``); when none are left the run fails. The upload
 counted every prompt with the SmolLM2 tokenizer, raw and wrapped in the chat template without a
-system prompt (``app.services.datasets.stats``), so for models with that tokenizer the shortest
+system prompt (``app.domain.datasets.stats``), so for models with that tokenizer the shortest
 prompt says in advance whether any row survives. Only the all-rows case is refused: when some
 rows fit, training drops the rest with a warning.
 """
@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.domain.dataset_rules import FORMAT_COLUMNS
+from app.domain.datasets.stats import TEMPLATED_PROMPT
 from app.domain.prompts import chat_settings, uses_chat_template
-from app.services.datasets.stats import TEMPLATED_PROMPT
 
-# Catalogue models whose tokenizer is the one app.services.datasets.tokens counts with: both are
+# Catalogue models whose tokenizer is the one app.domain.datasets.tokens counts with: both are
 # built from the SmolLM2 GGUF tokenizer (worker.training.models), which has a chat template. Hub ids
 # and local folders may tokenize differently and are not judged.
 STATS_TOKENIZER_MODELS = frozenset({"smollm2-135m-instruct", "tiny-random-llama"})

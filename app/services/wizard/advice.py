@@ -12,9 +12,9 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from app.domain.datasets.formats import FORMAT_LABELS, STRATEGY_FORMATS
 from app.domain.errors import Invalid
 from app.domain.rewards import reasoning_system_prompt
-from app.services.datasets.formats import FORMAT_LABELS, STRATEGY_FORMATS
 from app.services.jobs.launch_fit import TAG_REWARDS
 from app.services.wizard.decision_tree import (
     ANSWER_TYPES,

@@ -9,7 +9,9 @@ from this module.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +25,10 @@ from app.domain.dataset_rules import (
     DatasetError,
     check_format_for_strategy,
 )
+from app.domain.datasets.files import RowStream, describe, open_rows, row_at
+from app.domain.datasets.stats import length_stats, rows_for_preview
 from app.domain.preference_rows import split_implicit_prompt
 from app.domain.tool_calls import tool_calls_problem, tools_problem
-from app.services.datasets.files import describe, read_file, row_label
-from app.services.datasets.stats import length_stats, rows_for_preview
 
 __all__ = [
     "DatasetError",
@@ -92,38 +94,36 @@ def detect_format(columns: list[str], first_row: dict) -> str:
     )
 
 
-def _split_implicit_prompts(rows: list[dict], lines: list[int] | None) -> list[dict]:
-    split = []
-    for index, row in enumerate(rows):
-        try:
-            split.append(split_implicit_prompt(row))
-        except DatasetError as exc:
-            raise DatasetError(f"{row_label(index, lines)}: {exc} (no prompt column: the "
-                               "prompt is taken from the shared start of chosen and "
-                               "rejected)") from None
-    return split
-
-
 def validate_rows(rows: list[dict], format: str, *, line_numbers: list[int] | None = None,
                   skip: tuple[str, ...] = ()) -> None:
     """Check the required columns (but ``skip``) of every row; stop at the first problem."""
-    required = tuple(c for c in FORMAT_COLUMNS[format] if c not in skip)
-    # A prompt-only dataset may hold text or message lists, but one kind throughout.
-    conversational = format in CONVERSATIONAL_FORMATS or (
-        format == "prompt_only" and bool(rows) and isinstance(rows[0].get("prompt"), list)
-    )
-    needs = " and ".join(", ".join(required).rsplit(", ", 1))
+    check = RowChecker(format, first_row=rows[0] if rows else {}, skip=skip)
     for index, row in enumerate(rows):
-        for column in required:
+        check(index, row, line_numbers[index] if line_numbers else None)
+
+
+class RowChecker:
+    """Checks one row at a time against ``format`` (its required columns but ``skip``)."""
+
+    def __init__(self, format: str, *, first_row: dict, skip: tuple[str, ...] = ()) -> None:
+        self.required = tuple(c for c in FORMAT_COLUMNS[format] if c not in skip)
+        # A prompt-only dataset may hold text or message lists, but one kind throughout.
+        self.conversational = format in CONVERSATIONAL_FORMATS or (
+            format == "prompt_only" and isinstance(first_row.get("prompt"), list)
+        )
+        self.needs = " and ".join(", ".join(self.required).rsplit(", ", 1))
+
+    def __call__(self, index: int, row: dict, line: int | None) -> None:
+        for column in self.required:
             if column not in row:
                 keys = list(row)[:10]
                 raise DatasetError(
-                    f"{row_label(index, line_numbers)}: missing column '{column}' — every row "
-                    f"needs {needs}; this row has columns {keys}"
+                    f"{row_at(index, line)}: missing column '{column}' — every row "
+                    f"needs {self.needs}; this row has columns {keys}"
                 )
-            problem = _value_problem(row[column], column, conversational)
+            problem = _value_problem(row[column], column, self.conversational)
             if problem:
-                raise DatasetError(f"{row_label(index, line_numbers)}: column '{column}' {problem}")
+                raise DatasetError(f"{row_at(index, line)}: column '{column}' {problem}")
 
 
 def _value_problem(value: Any, column: str, conversational: bool) -> str | None:
@@ -183,26 +183,92 @@ def _json_problem(text: str) -> str:
     return "is not a JSON list of {role, content} objects"
 
 
+class DatasetStream:
+    """An upload's rows, checked and normalised one at a time as they are read (bounded memory
+    whatever the file's size). ``format``, ``columns`` and ``file_format`` are known once the
+    first row is; iterating yields each normalised row (absent keys of columns seen so far
+    become None; ``columns_changed`` says whether a later row brought a new column, which the
+    rows before it then lack) and raises DatasetError, naming the row and column, at the first
+    problem."""
+
+    def __init__(self, rows: RowStream) -> None:
+        self._rows = rows
+        self.format = ""
+        self.columns: list[str] = []
+        self.file_format = rows.file_format
+        self.columns_changed = False
+
+    @property
+    def fraction(self) -> float:
+        return self._rows.fraction
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rows = iter(self._rows)
+        first = next(rows, None)
+        if first is None:  # readers raise on an empty file; this is belt and braces
+            raise DatasetError("the file holds no rows")
+        first_row, first_line = first
+        self.format = detect_format(self._rows.columns, first_row)
+        self.file_format = self._rows.file_format
+        implicit = (self.format in IMPLICIT_PREFERENCE and "prompt" not in first_row
+                    and {"chosen", "rejected"} <= set(first_row))
+        check = RowChecker(self.format, first_row=first_row)
+        check_replies = RowChecker(self.format, first_row=first_row, skip=("prompt",))
+        known = len(self._rows.columns)
+        self.columns = (["prompt"] if implicit else []) + list(self._rows.columns)
+        for index, (row, line) in enumerate(itertools.chain([first], rows)):
+            if len(self._rows.columns) != known:
+                self._new_columns(first_row, first_line, implicit)
+                known = len(self._rows.columns)
+            if implicit:
+                check_replies(index, row, line)
+                try:
+                    row = split_implicit_prompt(row)
+                except DatasetError as exc:
+                    raise DatasetError(f"{row_at(index, line)}: {exc} (no prompt column: the "
+                                       "prompt is taken from the shared start of chosen and "
+                                       "rejected)") from None
+            check(index, row, line)
+            if "tools" in row:  # tool schemas for tool-calling conversations (TRL's column)
+                problem = tools_problem(row["tools"])
+                if problem:
+                    raise DatasetError(f"{row_at(index, line)}: column 'tools' {problem}")
+            if len(row) != len(self.columns):  # JSON rows may omit an extra column
+                for column in self.columns:
+                    row.setdefault(column, None)
+            yield row
+        self.file_format = self._rows.file_format
+
+    def _new_columns(self, first_row: dict, first_line: int | None, implicit: bool) -> None:
+        columns = list(self._rows.columns)
+        # A column first seen after row 1 that changes the dataset's type means row 1 lacks a
+        # column every row needs (as a whole-file read would have found).
+        if detect_format(columns, first_row) != self.format:
+            RowChecker(detect_format(columns, first_row), first_row=first_row)(
+                0, first_row, first_line)
+        self.columns = (["prompt"] if implicit else []) + columns
+        self.columns_changed = True
+
+
+def stream_dataset(path: Path, *, filename: str, max_row_bytes: int = 1_000_000,
+                   max_rows: int = 1_000_000) -> DatasetStream:
+    """The upload at ``path`` as checked rows read one at a time (see DatasetStream)."""
+    return DatasetStream(open_rows(path, filename=filename, max_row_bytes=max_row_bytes,
+                                   max_rows=max_rows))
+
+
 def parse_dataset(
     path: Path, *, filename: str, max_row_bytes: int = 1_000_000, max_rows: int = 1_000_000
 ) -> ParsedDataset:
-    """Read the upload at ``path`` (dataset_files.read_file), check every row and return it
-    parsed. ``filename`` is the user's name for the file: only its extension is used."""
-    rows, columns, lines, file_format = read_file(
-        path, filename=filename, max_row_bytes=max_row_bytes, max_rows=max_rows)
-    format = detect_format(columns, rows[0])
-    if format in IMPLICIT_PREFERENCE and "prompt" not in columns and {"chosen", "rejected"} <= set(
-            columns):
-        validate_rows(rows, format, line_numbers=lines, skip=("prompt",))
-        rows, columns = _split_implicit_prompts(rows, lines), ["prompt", *columns]
-    validate_rows(rows, format, line_numbers=lines)
-    if "tools" in columns:  # tool schemas for tool-calling conversations (TRL's `tools` column)
-        for index, row in enumerate(rows):
-            problem = tools_problem(row.get("tools"))
-            if problem:
-                raise DatasetError(f"{row_label(index, lines)}: column 'tools' {problem}")
-    for row in rows:  # JSON rows may omit an extra column; give every row the same shape
-        if len(row) != len(columns):
-            for column in columns:
+    """Read the upload at ``path`` whole, check every row and return it parsed (small files and
+    tests; uploads are processed with stream_dataset). ``filename`` is the user's name for the
+    file: only its extension is used."""
+    stream = stream_dataset(path, filename=filename, max_row_bytes=max_row_bytes,
+                            max_rows=max_rows)
+    rows = list(stream)
+    if stream.columns_changed:
+        for row in rows:
+            for column in stream.columns:
                 row.setdefault(column, None)
-    return ParsedDataset(rows=rows, columns=columns, format=format, file_format=file_format)
+    return ParsedDataset(rows=rows, columns=stream.columns, format=stream.format,
+                         file_format=stream.file_format)

