@@ -98,6 +98,15 @@ class RunPublic(BaseModel):
         return value or []
 
 
+class RunChanges(BaseModel):
+    """The runs list's poll (GET /api/runs/changes)."""
+
+    runs: list[RunPublic]
+    page_ids: list[int]
+    total: int
+    cursor: datetime
+
+
 class CheckpointPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -127,6 +136,7 @@ class SamplePublic(BaseModel):
 
 
 RunPublic.model_rebuild()
+RunChanges.model_rebuild()
 
 
 class StrategyRequest(BaseModel):

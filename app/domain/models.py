@@ -127,6 +127,9 @@ class Run(Base):
     attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # One {"step", "at"} per resume (the checkpoint it continued from), for the charts.
     resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    # Set on every UPDATE through SQLAlchemy: the runs list's poll asks for what changed since.
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(
