@@ -49,6 +49,23 @@ class RunCreate(BaseModel):
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
+class RunClone(BaseModel):
+    """Run again with changes (POST /api/runs/{id}/clone): every field is optional and defaults
+    to the run's own; `hyperparameters` are merged key by key over the run's, the other fields
+    replace (e.g. {"hyperparameters": {"learning_rate": 1e-4}})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int | None = None
+    strategy: Literal["sft", "grpo", "dpo"] | None = None
+    base_model: str | None = Field(default=None, min_length=1, max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    reward_functions: list[RewardFunctionIn] | None = None
+    backend: Literal["auto", "trl", "unsloth"] | None = None
+    queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -18,8 +18,8 @@ from app.core.paths import DEMO_DATA_DIR
 from app.domain.models import Checkpoint, Dataset, Run, utcnow
 from app.services.datasets import records as dataset_service
 from app.services.datasets.formats import DatasetError
+from app.services.jobs import clone, launch, launch_fit, run_list
 from app.services.jobs import evaluations as evaluation_service
-from app.services.jobs import launch, launch_fit, run_list
 from app.services.jobs import runs as run_service
 
 router = APIRouter(include_in_schema=False)
@@ -136,8 +136,13 @@ def _pager(request: Request, page: run_list.RunPage) -> dict[str, Any]:
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
-    # Any form field can be pre-filled from the query string (the wizard links here).
+    # Any form field can be pre-filled from the query string (the wizard links here);
+    # ?clone={id} starts from that run's whole configuration (the query string still wins).
     prefill = dict(request.query_params)
+    source = prefill.pop("clone", "")
+    cloned = session.get(Run, int(source)) if source.isdigit() and len(source) < 10 else None
+    if cloned is not None:
+        prefill = {**clone.form_prefill(cloned), **prefill}
     strategies = {key: {"label": label, "description": description,
                         "fields": helpers.hyperparameter_fields(key)}
                   for key, (label, description) in helpers.FORM_STRATEGIES.items()}
@@ -156,7 +161,7 @@ def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
                  tag_rewards=launch_fit.TAG_REWARDS,
                  prefill=prefill, strategies=strategies, strategy=strategy, models=models,
                  model_keys=[m.key for m in models], base_model=base_model,
-                 primary_fields=helpers.PRIMARY_FIELDS)
+                 primary_fields=helpers.PRIMARY_FIELDS, cloned=cloned)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

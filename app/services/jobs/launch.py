@@ -69,7 +69,7 @@ def context_length_problem(base_model: str, hyperparameters: dict) -> str | None
     return None
 
 
-def _format_validation_error(prefix: str, exc: ValidationError) -> str:
+def format_validation_error(prefix: str, exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
@@ -87,7 +87,7 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     try:
         hyperparameters = validate_hyperparameters(spec.strategy, spec.hyperparameters)
     except ValidationError as exc:
-        raise LaunchError(_format_validation_error("hyperparameters", exc)) from exc
+        raise LaunchError(format_validation_error("hyperparameters", exc)) from exc
     except ValueError as exc:
         raise LaunchError(f"hyperparameters: {exc}") from exc
     validate_base_model(spec.base_model)
