@@ -27,6 +27,7 @@ from app.api.routes import (
 from app.api.routes import auth as auth_routes
 from app.api.routes import clone as clone_routes
 from app.api.routes import compare as compare_routes
+from app.api.routes import queues as queue_routes
 from app.api.routes import rewards as reward_routes
 from app.api.routes import wizard as wizard_routes
 from app.core import security
@@ -90,6 +91,7 @@ def create_app() -> FastAPI:
     app.include_router(evaluation_pages.router)
     app.include_router(compare_routes.router)
     app.include_router(clone_routes.router)
+    app.include_router(queue_routes.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

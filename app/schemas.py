@@ -47,6 +47,8 @@ class RunCreate(BaseModel):
     reward_functions: list[RewardFunctionIn] = Field(default_factory=list)
     backend: Literal["auto", "trl", "unsloth"] = "auto"
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    # Higher first among the runs waiting on the same queue; ties go by age.
+    priority: int = Field(default=0, ge=-1000, le=1000)
 
 
 class RunClone(BaseModel):
@@ -64,6 +66,7 @@ class RunClone(BaseModel):
     reward_functions: list[RewardFunctionIn] | None = None
     backend: Literal["auto", "trl", "unsloth"] | None = None
     queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
 class RunPublic(BaseModel):
@@ -87,6 +90,7 @@ class RunPublic(BaseModel):
     backend: str | None
     device: str | None
     queue: str
+    priority: int = 0
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
     # no worker took it (domain/requeue.py).
     published_at: datetime | None = None

@@ -19,6 +19,7 @@ from app.core.config import settings
 from app.core.db import session_scope
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
+from app.domain.queue import claim_next
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import transition
 from worker.celery_app import celery_app
@@ -46,21 +47,24 @@ def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
 
 @celery_app.task(name="tunedeck.train_run", ignore_result=True)
 def train_run(run_id: int) -> str:
+    # The message says a run is waiting on its queue: take the best one waiting there now
+    # (priority, then age), which may be another run than the message's (app/domain/queue.py).
     with session_scope() as session:
         run = session.get(Run, run_id)
-        attempt = (run.attempt if run else 0) + 1
-        claimed = run is not None and transition(
+        claimed = run is not None and claim_next(
             session,
-            run_id=run_id,
-            to=RunStatus.running,
+            queue=run.queue,
             worker=worker_identity(),
             heartbeat_at=utcnow(),
-            attempt=attempt,
+            attempt=Run.attempt + 1,
             error=None,
         )
     if not claimed:
-        log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
+        log.info("nothing to claim for run %s's message (its queue is empty or paused)", run_id)
         return "skipped"
+    if claimed != run_id:
+        log.info("run %s's message claimed run %s, first in its queue", run_id, claimed)
+    run_id = claimed
 
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -127,6 +127,11 @@ class Run(Base):
     attempt_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # One {"step", "at"} per resume (the checkpoint it continued from), for the charts.
     resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    # The queue's order: a worker takes the waiting run of its queue with the highest priority,
+    # then the lowest queue_position (its id at launch, so ties go by age; moving a run up or
+    # down swaps both with its neighbour's). See app/domain/queue.py.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queue_position: Mapped[int | None] = mapped_column(Integer)
     # Set on every UPDATE through SQLAlchemy: the runs list's poll asks for what changed since.
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
@@ -135,6 +140,17 @@ class Run(Base):
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Checkpoint.step"
     )
+
+
+class QueueState(Base):
+    """A worker queue someone paused: its waiting runs stay queued, no worker takes them."""
+
+    __tablename__ = "queue_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
 
 
 class Metric(Base):

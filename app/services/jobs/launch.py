@@ -161,6 +161,7 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
         reward_functions=checked_rewards(spec) if spec.strategy == "grpo" else [],
         backend=spec.backend,
         queue=spec.queue or settings.default_queue,
+        priority=spec.priority,
     )
     runs.enqueue(run)
     return run
