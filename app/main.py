@@ -29,6 +29,7 @@ from app.api.routes import clone as clone_routes
 from app.api.routes import compare as compare_routes
 from app.api.routes import queues as queue_routes
 from app.api.routes import rewards as reward_routes
+from app.api.routes import sweeps as sweep_routes
 from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(compare_routes.router)
     app.include_router(clone_routes.router)
     app.include_router(queue_routes.router)
+    app.include_router(sweep_routes.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

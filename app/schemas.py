@@ -69,6 +69,26 @@ class RunClone(BaseModel):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
+class SweepCreate(BaseModel):
+    """A sweep: the base run configuration, a search space over its hyperparameters (or GRPO
+    reward weights as "reward:<name>"), what to optimise, and how many runs at once. Grid: every
+    combination of the listed values; random: `budget` runs drawn from lists and ranges
+    ({"low", "high", "scale": "linear" | "log"})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=180)
+    run: RunCreate
+    kind: Literal["grid", "random"] = "grid"
+    space: dict[str, Any] = Field(examples=[{"learning_rate": [1e-4, 3e-4], "lora_r": [4, 8]}])
+    budget: int | None = Field(default=None, ge=1, le=10_000)
+    metric: str = Field(default="eval_loss", max_length=120)
+    direction: Literal["min", "max"] = "min"
+    concurrency: int = Field(default=1, ge=1, le=64)
+    continue_on_error: bool = True
+    seed: int = 0
+
+
 class RunPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -91,6 +111,7 @@ class RunPublic(BaseModel):
     device: str | None
     queue: str
     priority: int = 0
+    sweep_id: int | None = None
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
     # no worker took it (domain/requeue.py).
     published_at: datetime | None = None

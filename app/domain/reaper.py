@@ -26,7 +26,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
-from app.domain import jobs, runs
+from app.domain import jobs, runs, sweeps
 from app.domain.models import Evaluation, Generation, JobStatus, Run, RunStatus, utcnow
 from app.domain.progress import Live
 from app.domain.requeue import (
@@ -142,6 +142,7 @@ class ReaperThread(threading.Thread):
                     requeue_lost_runs(session, requeue_after_s=self.requeue_after_s)
                     requeue_lost_evaluations(session, requeue_after_s=self.requeue_after_s)
                     expire_lost_generations(session, after_s=self.requeue_after_s)
+                    sweeps.advance_all(session)  # launches trials a lost worker call missed
             except Exception:
                 log.exception("reaper pass failed; retrying")
 

@@ -10,8 +10,14 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, REDIS_URL, reset_postgres, reset_redis, start_server
-from tests.conftest import stop_server
+from tests.conftest import (
+    POSTGRES_URL,
+    REDIS_URL,
+    reset_postgres,
+    reset_redis,
+    start_server,
+    stop_server,
+)
 
 ROWS = "\n".join(json.dumps({"prompt": f"Say {i}.", "completion": f" {i}"}) for i in range(8))
 TINY = {"max_steps": 2, "save_steps": 2, "eval_split": 0, "per_device_train_batch_size": 2,
