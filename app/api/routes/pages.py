@@ -16,6 +16,7 @@ from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.models import Checkpoint, Dataset, Run, utcnow
+from app.domain.sweeps import LOGGED_METRICS
 from app.services.datasets import records as dataset_service
 from app.services.datasets.formats import DatasetError
 from app.services.jobs import clone, launch, launch_fit, run_list
@@ -161,7 +162,8 @@ def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
                  tag_rewards=launch_fit.TAG_REWARDS,
                  prefill=prefill, strategies=strategies, strategy=strategy, models=models,
                  model_keys=[m.key for m in models], base_model=base_model,
-                 primary_fields=helpers.PRIMARY_FIELDS, cloned=cloned)
+                 primary_fields=helpers.PRIMARY_FIELDS, cloned=cloned,
+                 sweep_metrics=LOGGED_METRICS, sweep_max_runs=settings.sweep_max_runs)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
