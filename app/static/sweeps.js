@@ -13,7 +13,8 @@ import { CONFIG, baseLayout, colourAt } from "/static/charts.js";
   var chart = document.getElementById("sweep-chart");
   var view = document.getElementById("sweep-view");
   var errorBox = document.getElementById("sweep-action-error");
-  var sort = { key: "best", descending: data.direction === "max" };
+  var METRIC_COLUMNS = ["final", "best", "smoothed"];
+  var sort = { key: "rank", descending: false };
 
   function columns() {
     var cols = [{ key: "rank", label: "Rank" }, { key: "name", label: "Run" },
@@ -57,7 +58,9 @@ import { CONFIG, baseLayout, colourAt } from "/static/charts.js";
       button.setAttribute("data-sort", col.key);
       button.textContent = col.label + (sort.key === col.key ? (sort.descending ? " ↓" : " ↑") : "");
       button.addEventListener("click", function () {
-        sort = { key: col.key, descending: sort.key === col.key ? !sort.descending : false };
+        // A metric column sorts best first on its first click; a second click reverses.
+        var bestFirst = METRIC_COLUMNS.indexOf(col.key) >= 0 && data.direction === "max";
+        sort = { key: col.key, descending: sort.key === col.key ? !sort.descending : bestFirst };
         renderTable();
       });
       th.appendChild(button);
