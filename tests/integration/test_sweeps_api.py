@@ -56,6 +56,12 @@ def test_grid_sweep_launches_within_its_concurrency(client, base):
     after = client.get(f"/api/sweeps/{sweep['id']}").json()
     assert after["launched"] == 3 and after["counts"] == {"completed": 1, "queued": 2}
 
+    in_list = client.get(f"/api/runs?sweep_id={sweep['id']}")
+    assert in_list.headers["X-Total-Count"] == "3"
+    assert {r["sweep_id"] for r in in_list.json()} == {sweep["id"]}
+    assert f'href="/sweeps/{sweep["id"]}"' in client.get(f"/runs/{first['id']}").text
+    assert "1–3 of 3" in client.get(f"/runs?sweep_id={sweep['id']}").text
+
     page = client.get(f"/sweeps/{sweep['id']}")
     assert page.status_code == 200 and 'id="sweep-data"' in page.text
     assert client.get("/sweeps/999999").status_code == 404

@@ -98,13 +98,15 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request, session: SessionDep, status: str | None = None,
               strategy: str | None = None, dataset_id: str | None = None, q: str | None = None,
-              offset: str | None = None) -> HTMLResponse:
+              sweep_id: str | None = None, offset: str | None = None) -> HTMLResponse:
     # Filters as GET /api/runs takes them; unknown values show every run rather than an error.
     filters: dict[str, Any] = {
         "status": status if status in RUN_FILTER_STATUSES else None,
         "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
         "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
         "q": (q or "").strip()[:200] or None,
+        "sweep_id": int(sweep_id) if sweep_id and sweep_id.isdigit() and len(sweep_id) < 10
+        else None,
     }
     start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
     cursor = utcnow()  # the page's first poll asks only for what changed after this render

@@ -47,12 +47,14 @@ def list_runs(
     strategy: str | None = StrategyFilter,
     dataset_id: int | None = None,
     q: str | None = NameFilter,
+    sweep_id: int | None = None,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> list[RunPublic]:
     """List one page of runs, newest first, optionally filtered; `X-Total-Count` says how many
     match in all."""
-    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q)
+    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
+                                  sweep_id=sweep_id)
     page = run_list.page_runs(session, filters=filters, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(page.total)
     return launch.runs_public(session, page.runs)
@@ -66,12 +68,14 @@ def list_changed_runs(
     strategy: str | None = StrategyFilter,
     dataset_id: int | None = None,
     q: str | None = NameFilter,
+    sweep_id: int | None = None,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> RunChanges:
     """The runs list's poll: the page's runs changed since `since` (all without it), the ids on
     the page now, in order, and the cursor to pass next time."""
-    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q)
+    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
+                                  sweep_id=sweep_id)
     changes = run_list.changed_runs(session, filters=filters, since=since, limit=limit,
                                     offset=offset)
     return RunChanges(runs=launch.runs_public(session, changes.runs), page_ids=changes.page_ids,

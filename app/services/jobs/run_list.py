@@ -28,6 +28,7 @@ class RunFilters:
     dataset_id: int | None = None
     # Part of the run's name, any case.
     q: str | None = None
+    sweep_id: int | None = None
 
     def apply(self, query: Select) -> Select:
         if self.status:
@@ -36,6 +37,8 @@ class RunFilters:
             query = query.where(Run.strategy == self.strategy)
         if self.dataset_id:
             query = query.where(Run.dataset_id == self.dataset_id)
+        if self.sweep_id:
+            query = query.where(Run.sweep_id == self.sweep_id)
         if self.q and self.q.strip():
             pattern = self.q.strip().lower()
             for char in ("\\", "%", "_"):
@@ -45,7 +48,8 @@ class RunFilters:
 
     @property
     def active(self) -> bool:
-        return bool(self.status or self.strategy or self.dataset_id or (self.q or "").strip())
+        return bool(self.status or self.strategy or self.dataset_id or self.sweep_id
+                    or (self.q or "").strip())
 
 
 @dataclass(frozen=True)
