@@ -14,6 +14,7 @@ from sqlalchemy.exc import DataError
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api.errors import out_of_range
+from app.api.routes import annotations as annotation_routes
 from app.api.routes import (
     api_docs,
     checkpoints,
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(clone_routes.router)
     app.include_router(queue_routes.router)
     app.include_router(sweep_routes.router)
+    app.include_router(annotation_routes.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 
 class DatasetPublic(BaseModel):
@@ -69,6 +69,20 @@ class RunClone(BaseModel):
     priority: int | None = Field(default=None, ge=-1000, le=1000)
 
 
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                        pattern=r"^[\w .:/+-]+$")]
+
+
+class Annotations(BaseModel):
+    """Tags and notes of a run or a sweep (PATCH): a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(default=None, max_length=20,
+                                   examples=[["baseline", "lr-search"]])
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
 class SweepCreate(BaseModel):
     """A sweep: the base run configuration, a search space over its hyperparameters (or GRPO
     reward weights as "reward:<name>"), what to optimise, and how many runs at once. Grid: every
@@ -112,6 +126,8 @@ class RunPublic(BaseModel):
     queue: str
     priority: int = 0
     sweep_id: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    notes: str | None = None
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
     # no worker took it (domain/requeue.py).
     published_at: datetime | None = None
@@ -134,7 +150,7 @@ class RunPublic(BaseModel):
     # One {"step", "at"} per resume: the checkpoint step the run continued from.
     resume_points: list[dict[str, Any]] = Field(default_factory=list)
 
-    @field_validator("resume_points", mode="before")
+    @field_validator("resume_points", "tags", mode="before")
     @classmethod
     def _no_resumes(cls, value: Any) -> Any:
         return value or []

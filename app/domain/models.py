@@ -135,6 +135,9 @@ class Run(Base):
     # The sweep that made this run, if any (a sweep's delete keeps its runs).
     sweep_id: Mapped[int | None] = mapped_column(
         ForeignKey("sweep.id", ondelete="SET NULL"), index=True)
+    # Labels to find it by (the runs list filters on one) and free-text notes.
+    tags: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
     # Set on every UPDATE through SQLAlchemy: the runs list's poll asks for what changed since.
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
@@ -187,6 +190,8 @@ class Sweep(Base):
         Enum(SweepStatus, name="sweep_status", native_enum=False, length=16),
         default=SweepStatus.running)
     error: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -1,5 +1,5 @@
 """run: updated_at (the runs list polls for what changed), priority and queue position, its
-sweep; sweeps; paused queues
+sweep, tags and notes; sweeps; paused queues
 
 Revision ID: 0009_sweeps_queue
 Revises: 0007
@@ -32,6 +32,8 @@ def upgrade() -> None:
                                     name="sweep_status", native_enum=False, length=16),
                   nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=True),
+        sa.Column("notes", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_sweep")),
@@ -46,6 +48,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("priority", sa.Integer(), server_default="0",
                                       nullable=False))
         batch_op.add_column(sa.Column("queue_position", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("notes", sa.Text(), nullable=True))
     op.create_table(
         "queue_state",
         sa.Column("name", sa.String(length=64), nullable=False),
@@ -59,6 +63,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("queue_state")
     with op.batch_alter_table("run", schema=None) as batch_op:
+        batch_op.drop_column("notes")
+        batch_op.drop_column("tags")
         batch_op.drop_column("queue_position")
         batch_op.drop_column("priority")
         batch_op.drop_constraint(batch_op.f("fk_run_sweep_id_sweep"), type_="foreignkey")

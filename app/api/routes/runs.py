@@ -35,6 +35,7 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
 StatusFilter = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$")
 StrategyFilter = Query(default=None, pattern="^(sft|grpo|dpo)$")
 NameFilter = Query(default=None, max_length=200, description="part of the run's name, any case")
+TagFilter = Query(default=None, max_length=40, description="runs with this tag")
 PageSize = Query(default=run_list.DEFAULT_PAGE_SIZE, ge=1, le=run_list.MAX_PAGE_SIZE)
 PageOffset = Query(default=0, ge=0, le=10**9)
 
@@ -48,13 +49,14 @@ def list_runs(
     dataset_id: int | None = None,
     q: str | None = NameFilter,
     sweep_id: int | None = None,
+    tag: str | None = TagFilter,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> list[RunPublic]:
     """List one page of runs, newest first, optionally filtered; `X-Total-Count` says how many
     match in all."""
     filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
-                                  sweep_id=sweep_id)
+                                  sweep_id=sweep_id, tag=tag)
     page = run_list.page_runs(session, filters=filters, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(page.total)
     return launch.runs_public(session, page.runs)
@@ -69,13 +71,14 @@ def list_changed_runs(
     dataset_id: int | None = None,
     q: str | None = NameFilter,
     sweep_id: int | None = None,
+    tag: str | None = TagFilter,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> RunChanges:
     """The runs list's poll: the page's runs changed since `since` (all without it), the ids on
     the page now, in order, and the cursor to pass next time."""
     filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
-                                  sweep_id=sweep_id)
+                                  sweep_id=sweep_id, tag=tag)
     changes = run_list.changed_runs(session, filters=filters, since=since, limit=limit,
                                     offset=offset)
     return RunChanges(runs=launch.runs_public(session, changes.runs), page_ids=changes.page_ids,

@@ -4,10 +4,11 @@ runs that left it (deleted, or no longer matching its filters)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.models import Run, RunStatus, utcnow
@@ -29,6 +30,7 @@ class RunFilters:
     # Part of the run's name, any case.
     q: str | None = None
     sweep_id: int | None = None
+    tag: str | None = None
 
     def apply(self, query: Select) -> Select:
         if self.status:
@@ -39,6 +41,13 @@ class RunFilters:
             query = query.where(Run.dataset_id == self.dataset_id)
         if self.sweep_id:
             query = query.where(Run.sweep_id == self.sweep_id)
+        if self.tag and self.tag.strip():
+            # Tags are a JSON list: match the quoted tag in its text (both backends store
+            # JSON as text; a tag cannot hold a quote, so "x" matches the whole tag x only).
+            tag = json.dumps(self.tag.strip())
+            for char in ("\\", "%", "_"):
+                tag = tag.replace(char, "\\" + char)
+            query = query.where(cast(Run.tags, String).like(f"%{tag}%", escape="\\"))
         if self.q and self.q.strip():
             pattern = self.q.strip().lower()
             for char in ("\\", "%", "_"):
@@ -49,7 +58,7 @@ class RunFilters:
     @property
     def active(self) -> bool:
         return bool(self.status or self.strategy or self.dataset_id or self.sweep_id
-                    or (self.q or "").strip())
+                    or (self.q or "").strip() or (self.tag or "").strip())
 
 
 @dataclass(frozen=True)

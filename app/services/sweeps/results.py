@@ -45,7 +45,8 @@ def summary(session: Session, sweep: Sweep) -> dict[str, Any]:
         row["rank"] = rank
     return {
         "id": sweep.id, "name": sweep.name, "kind": sweep.kind, "status": sweep.status.value,
-        "error": sweep.error, "metric": sweep.metric, "direction": sweep.direction,
+        "error": sweep.error, "tags": sweep.tags or [], "notes": sweep.notes,
+        "metric": sweep.metric, "direction": sweep.direction,
         "concurrency": sweep.concurrency, "continue_on_error": sweep.continue_on_error,
         "space": sweep.space, "base": sweep.base, "total_runs": len(sweep.trials),
         "launched": sweep.launched, "created_at": sweep.created_at,
