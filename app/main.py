@@ -15,6 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from app.api import openapi_doc
 from app.api.errors import out_of_range
+from app.api.routes import annotations as annotation_routes
 from app.api.routes import (
     api_docs,
     checkpoints,
@@ -30,9 +31,12 @@ from app.api.routes import (
     runs,
 )
 from app.api.routes import auth as auth_routes
+from app.api.routes import clone as clone_routes
 from app.api.routes import compare as compare_routes
+from app.api.routes import queues as queue_routes
 from app.api.routes import rewards as reward_routes
 from app.api.routes import run_figures as run_figure_routes
+from app.api.routes import sweeps as sweep_routes
 from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
@@ -98,6 +102,10 @@ def create_app() -> FastAPI:
     app.openapi = lambda: openapi_doc.openapi(app)  # type: ignore[method-assign]
     app.include_router(exports.router)
     app.include_router(deployments.router)
+    app.include_router(clone_routes.router)
+    app.include_router(queue_routes.router)
+    app.include_router(sweep_routes.router)
+    app.include_router(annotation_routes.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 
 def validation_detail(errors: list[dict[str, Any]], *, skip: tuple[str, ...] = ("body",)) -> str:
@@ -66,6 +66,60 @@ class RunCreate(BaseModel):
     # none). Never shown back: they may hold tokens.
     notify_urls: list[Annotated[str, Field(min_length=1, max_length=2000)]] | None = Field(
         default=None, max_length=20, examples=[["ntfy://ntfy.sh/my-topic"]])
+    # Higher first among the runs waiting on the same queue; ties go by age.
+    priority: int = Field(default=0, ge=-1000, le=1000)
+
+
+class RunClone(BaseModel):
+    """Run again with changes (POST /api/runs/{id}/clone): every field is optional and defaults
+    to the run's own; `hyperparameters` are merged key by key over the run's, the other fields
+    replace (e.g. {"hyperparameters": {"learning_rate": 1e-4}})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset_id: int | None = None
+    strategy: Literal["sft", "grpo", "dpo"] | None = None
+    base_model: str | None = Field(default=None, min_length=1, max_length=300)
+    name: str | None = Field(default=None, max_length=200)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
+    reward_functions: list[RewardFunctionIn] | None = None
+    backend: Literal["auto", "trl", "unsloth"] | None = None
+    queue: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40,
+                                        pattern=r"^[\w .:/+-]+$")]
+
+
+class Annotations(BaseModel):
+    """Tags and notes of a run or a sweep (PATCH): a field left out stays as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tags: list[Tag] | None = Field(default=None, max_length=20,
+                                   examples=[["baseline", "lr-search"]])
+    notes: str | None = Field(default=None, max_length=10_000)
+
+
+class SweepCreate(BaseModel):
+    """A sweep: the base run configuration, a search space over its hyperparameters (or GRPO
+    reward weights as "reward:<name>"), what to optimise, and how many runs at once. Grid: every
+    combination of the listed values; random: `budget` runs drawn from lists and ranges
+    ({"low", "high", "scale": "linear" | "log"})."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=180)
+    run: RunCreate
+    kind: Literal["grid", "random"] = "grid"
+    space: dict[str, Any] = Field(examples=[{"learning_rate": [1e-4, 3e-4], "lora_r": [4, 8]}])
+    budget: int | None = Field(default=None, ge=1, le=10_000)
+    metric: str = Field(default="eval_loss", max_length=120)
+    direction: Literal["min", "max"] = "min"
+    concurrency: int = Field(default=1, ge=1, le=64)
+    continue_on_error: bool = True
+    seed: int = 0
 
 
 class RunPublic(BaseModel):
@@ -90,6 +144,10 @@ class RunPublic(BaseModel):
     device: str | None
     queue: str
     worker: str | None = None  # "host:pid" of the worker that claimed it last
+    priority: int = 0
+    sweep_id: int | None = None
+    tags: list[str] = Field(default_factory=list)
+    notes: str | None = None
     # When its task was last published and how often: above 1, TuneDeck re-sent it because
     # no worker took it (domain/requeue.py).
     published_at: datetime | None = None
@@ -112,10 +170,19 @@ class RunPublic(BaseModel):
     # One {"step", "at"} per resume: the checkpoint step the run continued from.
     resume_points: list[dict[str, Any]] = Field(default_factory=list)
 
-    @field_validator("resume_points", mode="before")
+    @field_validator("resume_points", "tags", mode="before")
     @classmethod
     def _no_resumes(cls, value: Any) -> Any:
         return value or []
+
+
+class RunChanges(BaseModel):
+    """The runs list's poll (GET /api/runs/changes)."""
+
+    runs: list[RunPublic]
+    page_ids: list[int]
+    total: int
+    cursor: datetime
 
 
 class CheckpointPublic(BaseModel):
@@ -147,6 +214,7 @@ class SamplePublic(BaseModel):
 
 
 RunPublic.model_rebuild()
+RunChanges.model_rebuild()
 
 
 class StrategyRequest(BaseModel):

@@ -15,14 +15,16 @@ import subprocess
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
+from sqlalchemy import select
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.domain import placement
+from app.domain import placement, sweeps
 from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
+from app.domain.queue import CLAIM_ATTEMPTS, not_paused, waiting_order
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.run_phases import set_waiting_for_devices
 from app.domain.runs import transition
@@ -62,44 +64,61 @@ def _log_since(path, offset: int, limit: int = 50_000) -> str:  # type: ignore[n
 
 @celery_app.task(name="tunedeck.train_run", ignore_result=True, bind=True, max_retries=None)
 def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
+    # The message says a run is waiting on its queue: take the best one waiting there now
+    # (priority, then age), which may be another run than the message's (app/domain/queue.py),
+    # with its devices reserved first (all or none), so that no two runs of this host share one.
     with session_scope() as session:
         run = session.get(Run, run_id)
-        if run is None or run.status != RunStatus.queued:
-            log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
-            return "skipped"
-        num_processes = _num_processes(run)
-        # The run's devices first (all or none), so that no two runs of this host share one.
-        devices = placement.reserve_devices(
-            session, host=socket.gethostname(), worker=worker_identity(), run_id=run_id,
-            candidates=_devices().ids, count=num_processes)
-        if devices is None:
-            set_waiting_for_devices(session, run_id)
+        claim = _claim_best(session, queue=run.queue) if run is not None else None
+    if claim is None:
+        log.info("nothing to claim for run %s's message (its queue is empty or paused)", run_id)
+        return "skipped"
+    claimed, num_processes, devices = claim
     if devices is None:  # back to the queue: this or another worker tries again shortly
         raise self.retry(countdown=DEVICE_RETRY_S)
+    if claimed != run_id:
+        log.info("run %s's message claimed run %s, first in its queue", run_id, claimed)
     try:
-        return _claim_and_train(run_id, num_processes=num_processes, devices=devices)
+        return _train(claimed, num_processes=num_processes, devices=devices)
     finally:  # whatever happened; a run that stopped running no longer holds them anyway
         with session_scope() as session:
-            placement.release_devices(session, run_id=run_id)
+            placement.release_devices(session, run_id=claimed)
 
 
-def _claim_and_train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        attempt = (run.attempt if run else 0) + 1
-        claimed = run is not None and transition(
-            session,
-            run_id=run_id,
-            to=RunStatus.running,
-            worker=worker_identity(),
-            heartbeat_at=utcnow(),
-            attempt=attempt,
-            error=None,
-        )
-    if not claimed:
-        log.info("run %s is not queued (cancelled, or already claimed): skipping", run_id)
-        return "skipped"
+def _claim_best(session, *, queue: str):  # type: ignore[no-untyped-def]
+    """(run id, processes, devices) of the best waiting run of ``queue`` now claimed by this
+    worker; devices None when its devices are held by other runs (it waits, saying so); None
+    when nothing there can be claimed (empty or paused)."""
+    tried: set[int] = set()
+    for _ in range(CLAIM_ATTEMPTS):
+        query = (select(Run)
+                 .where(Run.status == RunStatus.queued, Run.queue == queue, not_paused(),
+                        Run.cancel_requested.is_(False))
+                 .order_by(*waiting_order()).limit(1))
+        if tried:
+            query = query.where(Run.id.not_in(tried))
+        candidate = session.scalar(query)
+        if candidate is None:
+            session.commit()
+            return None
+        candidate_id, num_processes = candidate.id, _num_processes(candidate)
+        session.commit()  # end the read: the reservation and the claim are their own statements
+        devices = placement.reserve_devices(
+            session, host=socket.gethostname(), worker=worker_identity(), run_id=candidate_id,
+            candidates=_devices().ids, count=num_processes)
+        if devices is None:
+            set_waiting_for_devices(session, candidate_id)
+            return candidate_id, num_processes, None
+        if transition(session, run_id=candidate_id, to=RunStatus.running, only_if=not_paused(),
+                      worker=worker_identity(), heartbeat_at=utcnow(),
+                      attempt=Run.attempt + 1, error=None):
+            return candidate_id, num_processes, devices
+        placement.release_devices(session, run_id=candidate_id)
+        tried.add(candidate_id)  # another worker took it (or it was cancelled or paused): next
+    return None
 
+
+def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     distributed.clear_rank_errors(log_path.parent)
@@ -130,7 +149,19 @@ def _claim_and_train(run_id: int, *, num_processes: int, devices: list[str]) -> 
         with session_scope() as session:
             transition(session, run_id=run_id, to=RunStatus.failed, error=error)
     notify_run_finished(run_id)  # in the background: never delays the next run
+    _advance_sweep(run_id)
     return "done"
+
+
+def _advance_sweep(run_id: int) -> None:
+    """A sweep's run ended: launch its next trial now rather than at the reaper's next pass."""
+    try:
+        with session_scope() as session:
+            run = session.get(Run, run_id)
+            if run is not None and run.sweep_id is not None:
+                sweeps.advance(session, run.sweep_id)
+    except Exception:  # the reaper's pass launches it instead
+        log.exception("advancing the sweep of run %s failed", run_id)
 
 
 DEVICE_RETRY_S = 5

@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # after each re-publish, up to an hour. A playground generation no worker took within this
     # time fails instead (domain/requeue.py). 0 turns both off.
     requeue_after_s: int = Field(default=120, ge=0)
+    # The most runs one sweep may make (a grid's size is checked against it before any run).
+    sweep_max_runs: int = Field(default=64, ge=1)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.

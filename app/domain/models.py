@@ -146,11 +146,84 @@ class Run(Base):
     resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
     # Where to notify when it ends (Apprise URLs); None: the server's TUNEDECK_NOTIFY_URLS.
     notify_urls: Mapped[list[str] | None] = mapped_column(JSON)
+    # The queue's order: a worker takes the waiting run of its queue with the highest priority,
+    # then the lowest queue_position (its id at launch, so ties go by age; moving a run up or
+    # down swaps both with its neighbour's). See app/domain/queue.py.
+    priority: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    queue_position: Mapped[int | None] = mapped_column(Integer)
+    # The sweep that made this run, if any (a sweep's delete keeps its runs).
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweep.id", ondelete="SET NULL"), index=True)
+    # Labels to find it by (the runs list filters on one) and free-text notes.
+    tags: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+    # Set on every UPDATE through SQLAlchemy: the runs list's poll asks for what changed since.
+    updated_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Checkpoint.step"
     )
+
+
+class SweepStatus(enum.StrEnum):
+    running = "running"  # launching trials as slots free
+    paused = "paused"  # launches nothing new; its runs go on
+    completed = "completed"
+    failed = "failed"  # a trial failed without continue-on-error, or every trial failed
+    cancelled = "cancelled"
+
+
+SWEEP_TRANSITIONS: dict[SweepStatus, set[SweepStatus]] = {
+    SweepStatus.running: {SweepStatus.paused, SweepStatus.completed, SweepStatus.failed,
+                          SweepStatus.cancelled},
+    SweepStatus.paused: {SweepStatus.running, SweepStatus.cancelled},
+    SweepStatus.completed: set(),
+    SweepStatus.failed: set(),
+    SweepStatus.cancelled: set(),
+}
+
+
+class Sweep(Base):
+    """A family of runs: one base configuration and a search space, expanded into trials (grid
+    or random) that are launched as runs, at most ``concurrency`` at a time."""
+
+    __tablename__ = "sweep"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))  # grid | random
+    # The launch body every trial starts from (RunCreate without the searched fields).
+    base: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # One validated {"hyperparameters", "reward_functions", "params"} per trial, in launch order.
+    trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metric: Mapped[str] = mapped_column(String(120))
+    direction: Mapped[str] = mapped_column(String(8))  # min | max
+    concurrency: Mapped[int] = mapped_column(Integer, default=1)
+    continue_on_error: Mapped[bool] = mapped_column(Boolean, default=True)
+    # How many trials have been launched as runs; claimed with a conditional UPDATE.
+    launched: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[SweepStatus] = mapped_column(
+        Enum(SweepStatus, name="sweep_status", native_enum=False, length=16),
+        default=SweepStatus.running)
+    error: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QueueState(Base):
+    """A worker queue someone paused: its waiting runs stay queued, no worker takes them."""
+
+    __tablename__ = "queue_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
 
 
 class Metric(Base):

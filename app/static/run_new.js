@@ -2,6 +2,7 @@
 import { TuneDeck } from "/static/app.js";
 import { Grpo } from "/static/run_new_grpo.js";
 import { Placement } from "/static/placement.js";
+import { Sweep } from "/static/run_new_sweep.js";
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -190,12 +191,24 @@ import { Placement } from "/static/placement.js";
       markErrors(messages.join("; "));
       return;
     }
+    var url = "/api/runs", body = collected.body, page = "/runs/";
+    if (Sweep && Sweep.active()) {  // the "Sweep" switch (run_new_sweep.js)
+      var sweep = Sweep.collect(collected.body);
+      if (sweep.problems.length) {
+        TuneDeck.showError(errorBox, sweep.problems.join("; "));
+        markErrors(sweep.problems.join("; "));
+        return;
+      }
+      url = "/api/sweeps";
+      body = sweep.body;
+      page = "/sweeps/";
+    }
     submit.disabled = true;
     submitStatus.textContent = "Checking the configuration…";
-    TuneDeck.api("POST", "/api/runs", collected.body).then(function (result) {
+    TuneDeck.api("POST", url, body).then(function (result) {
       if (result.ok) {
-        submitStatus.textContent = "Queued: opening the run…";
-        window.location.assign("/runs/" + result.data.id);
+        submitStatus.textContent = "Queued: opening it…";
+        window.location.assign(page + result.data.id);
         return;
       }
       submit.disabled = false;

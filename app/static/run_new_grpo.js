@@ -1,7 +1,8 @@
 /* New run form, GRPO section: reward-function rows built from GET /api/reward-functions, their
    params as small inputs generated from each function's defaults, the reasoning-format preset.
    run_new.js asks Grpo.collect() (this module's export) for the reward_functions when GRPO is picked.
-   A link may pre-fill rows with ?rewards=exact_answer:1,soft_format:0.25 (name[:weight]). */
+   A link may pre-fill rows with ?rewards=exact_answer:1,soft_format:0.25 (name[:weight]); a run
+   launched again with changes (?clone=) pre-fills them with their params too (#reward-configs). */
 import { TuneDeck } from "/static/app.js";
 export const Grpo = (function () {
   "use strict";
@@ -69,18 +70,35 @@ export const Grpo = (function () {
     return library.specs[name];
   }
 
-  function renderParams(row) {
+  /* The reward configurations of a run launched again (JSON text of [{name, weight, params}]). */
+  function parseConfigs(text) {
+    try {
+      var configs = JSON.parse(text || "[]");
+      return Array.isArray(configs) ? configs.filter(function (c) { return c && c.name; }) : [];
+    } catch (error) {
+      return [];
+    }
+  }
+
+  function renderParams(row, values) {
     var spec = specFor(part(row, "name").value);
     var box = part(row, "params");
     box.textContent = "";
     part(row, "description").textContent = spec ? spec.description : "";
     if (!spec) return;
     Object.keys(spec.defaults).forEach(function (key) {
-      box.appendChild(paramInput(key, spec.defaults[key]));
+      var input = paramInput(key, spec.defaults[key]);
+      if (values && key in values) setParam(input.querySelector("[data-param]"), values[key]);
+      box.appendChild(input);
     });
   }
 
-  function addRow(name, weight) {
+  function setParam(input, value) {
+    if (input.type === "checkbox") input.checked = Boolean(value);
+    else input.value = Array.isArray(value) ? value.join(", ") : String(value);
+  }
+
+  function addRow(name, weight, params) {
     var row = template.content.firstElementChild.cloneNode(true);
     var select = part(row, "name");
     library.order.concat(library.custom.enabled ? ["custom"] : []).forEach(function (key) {
@@ -94,7 +112,7 @@ export const Grpo = (function () {
     select.addEventListener("change", function () { renderParams(row); });
     part(row, "remove").addEventListener("click", function () { row.remove(); });
     rowsBox.appendChild(row);
-    renderParams(row);
+    renderParams(row, params);
     return row;
   }
 
@@ -203,7 +221,8 @@ export const Grpo = (function () {
       library.order.push(spec.name);
     });
     library.custom = result.data.custom_rewards;
-    var wanted = parseRewardsParam(TuneDeck.readJson("reward-prefill"));
+    var configs = parseConfigs(TuneDeck.readJson("reward-configs"));
+    var wanted = configs.length ? configs : parseRewardsParam(TuneDeck.readJson("reward-prefill"));
     var unknown = wanted.filter(function (w) { return !specFor(w.name); });
     wanted = wanted.filter(function (w) { return specFor(w.name); });
     if (unknown.length) {
@@ -212,7 +231,7 @@ export const Grpo = (function () {
       }).join(", ") + ". Choose from the list.");
     }
     (wanted.length ? wanted : [{ name: "exact_answer", weight: 1 }]).forEach(function (w) {
-      addRow(w.name, w.weight);
+      addRow(w.name, w.weight, w.params);
     });
     // A link that asks for tag rewards gets the prompt that asks for the tags.
     var tagRewards = TuneDeck.readJson("tag-rewards") || [];

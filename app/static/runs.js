@@ -1,4 +1,6 @@
-/* Runs page: poll GET /api/runs every 2 s and update the table in place (rows from the template). */
+/* Runs page: poll GET /api/runs/changes every 2 s with the page's filters and the last cursor, and
+   update the table in place: changed runs are redrawn (rows from the template), rows that left the
+   page are dropped, and the rows follow the page's order. */
 import { TuneDeck } from "/static/app.js";
 (function () {
   "use strict";
@@ -52,21 +54,44 @@ import { TuneDeck } from "/static/app.js";
     TuneDeck.setTime(field(row, "finished_at"), run.finished_at);
   }
 
-  function render(runs) {
+  var cursor = tableWrap.getAttribute("data-cursor");
+  // The filters as the server understood them (an unknown value in the address shows every run).
+  var pageQuery = new URLSearchParams(tableWrap.getAttribute("data-query") || "");
+  pageQuery.set("limit", tableWrap.getAttribute("data-limit") || "50");
+  pageQuery.set("offset", tableWrap.getAttribute("data-offset") || "0");
+  var count = document.getElementById("runs-count");
+  var pager = document.getElementById("runs-pager");
+
+  /* Returns false when the page holds a run it was not sent (it moved onto this page): the next
+     poll then asks for the whole page. */
+  function render(changes) {
     var existing = {};
     tbody.querySelectorAll("tr[data-run-id]").forEach(function (row) {
       existing[row.getAttribute("data-run-id")] = row;
     });
-    runs.forEach(function (run, index) {
+    changes.runs.forEach(function (run) {
       var row = existing[run.id];
-      delete existing[run.id];
-      if (!row) row = template.content.firstElementChild.cloneNode(true);
+      if (!row) existing[run.id] = row = template.content.firstElementChild.cloneNode(true);
       update(row, run);
+    });
+    var complete = true;
+    var onPage = {};
+    changes.page_ids.forEach(function (id, index) {
+      onPage[id] = true;
+      var row = existing[id];
+      if (!row) { complete = false; return; }
       if (tbody.children[index] !== row) tbody.insertBefore(row, tbody.children[index] || null);
     });
-    Object.keys(existing).forEach(function (id) { existing[id].remove(); });
-    tableWrap.hidden = runs.length === 0;
-    empty.hidden = runs.length !== 0;
+    Object.keys(existing).forEach(function (id) { if (!onPage[id]) existing[id].remove(); });
+    var shown = tbody.children.length;
+    tableWrap.hidden = shown === 0;
+    empty.hidden = shown !== 0;
+    if (pager) pager.hidden = shown === 0;
+    if (count && shown) {
+      var first = Number(pageQuery.get("offset")) + 1;
+      count.textContent = first + "–" + (first + shown - 1) + " of " + changes.total;
+    }
+    return complete;
   }
 
   function refreshDatasetNames(runs) {
@@ -82,10 +107,13 @@ import { TuneDeck } from "/static/app.js";
   }
 
   TuneDeck.poll(function () {
-    // The page's own query holds its filters (status, strategy, dataset_id), as /api/runs takes them.
-    return TuneDeck.api("GET", "/api/runs" + window.location.search).then(function (result) {
+    var query = new URLSearchParams(pageQuery);
+    if (cursor) query.set("since", cursor);
+    return TuneDeck.api("GET", "/api/runs/changes?" + query.toString()).then(function (result) {
       if (!result.ok) return;
-      return refreshDatasetNames(result.data).then(function () { render(result.data); });
+      return refreshDatasetNames(result.data.runs).then(function () {
+        cursor = render(result.data) ? result.data.cursor : null;
+      });
     });
   }, 2000);
 })();

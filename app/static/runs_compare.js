@@ -28,16 +28,19 @@
 
   var filters = document.getElementById("run-filters");
   if (filters) {
-    // Empty choices stay out of the query: GET /api/runs refuses status= with no value.
-    filters.addEventListener("change", function () {
+    // Empty choices stay out of the query: GET /api/runs refuses status= with no value. A new
+    // filter starts again at the first page.
+    function apply(event) {
+      if (event) event.preventDefault();
       var params = new URLSearchParams();
-      filters.querySelectorAll("select").forEach(function (select) {
-        if (select.value) params.set(select.name, select.value);
+      filters.querySelectorAll("select, input[name]").forEach(function (input) {
+        if (input.value.trim()) params.set(input.name, input.value.trim());
       });
       var query = params.toString();
       window.location.search = query ? "?" + query : "";
-    });
-    filters.addEventListener("submit", function (event) { event.preventDefault(); });
+    }
+    filters.addEventListener("change", apply);
+    filters.addEventListener("submit", apply);
   }
   // runs.js adds and removes rows as runs appear: keep the count and button right.
   new MutationObserver(update).observe(table.querySelector("tbody"), { childList: true });

@@ -37,7 +37,10 @@ def set_run(run_id: int, **values) -> None:
 def test_redelivered_task_does_nothing(client, run_id, status):
     from worker.tasks import train_run
 
-    set_run(run_id, status=status, worker="first-worker:1", attempt=1)
+    # On a queue of its own: a message claims the best run waiting on its run's queue
+    # (app/domain/queue.py), and other tests leave runs waiting on the default one.
+    set_run(run_id, status=status, worker="first-worker:1", attempt=1,
+            queue=f"redelivery-{run_id}")
     assert train_run(run_id) == "skipped"  # the task body, run here as a redelivery would
     assert client.get(f"/api/runs/{run_id}").json()["status"] == status.value
     with SessionLocal() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,10 +16,11 @@ from app.api.templating import templates
 from app.core.config import settings
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.datasets.formats import DatasetError
-from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run
+from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run, utcnow
+from app.domain.sweeps import LOGGED_METRICS
 from app.services.datasets import records as dataset_service
+from app.services.jobs import clone, launch, launch_fit, run_list
 from app.services.jobs import evaluations as evaluation_service
-from app.services.jobs import launch, launch_fit
 from app.services.jobs import runs as run_service
 
 router = APIRouter(include_in_schema=False)
@@ -102,23 +104,55 @@ def dataset_page(dataset_id: int, request: Request, session: SessionDep, store: 
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request, session: SessionDep, status: str | None = None,
-              strategy: str | None = None, dataset_id: str | None = None) -> HTMLResponse:
+              strategy: str | None = None, dataset_id: str | None = None, q: str | None = None,
+              sweep_id: str | None = None, offset: str | None = None) -> HTMLResponse:
     # Filters as GET /api/runs takes them; unknown values show every run rather than an error.
     filters: dict[str, Any] = {
         "status": status if status in RUN_FILTER_STATUSES else None,
         "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
         "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
+        "q": (q or "").strip()[:200] or None,
+        "sweep_id": int(sweep_id) if sweep_id and sweep_id.isdigit() and len(sweep_id) < 10
+        else None,
     }
-    runs = launch.runs_public(session, run_service.list_runs(session, **filters))
+    start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
+    cursor = utcnow()  # the page's first poll asks only for what changed after this render
+    page = run_list.page_runs(session, filters=run_list.RunFilters(**filters),
+                              limit=run_list.DEFAULT_PAGE_SIZE, offset=start)
+    runs = launch.runs_public(session, page.runs)
     names = {d.id: d.name for d in dataset_service.list_datasets(session)}
     return _page(request, "runs/list.html", runs=runs, dataset_names=names, filters=filters,
-                 statuses=RUN_FILTER_STATUSES)
+                 statuses=RUN_FILTER_STATUSES, page=page, cursor=cursor.isoformat(),
+                 pager=_pager(request, page),
+                 poll_query=urlencode({k: v for k, v in filters.items() if v}))
+
+
+def _pager(request: Request, page: run_list.RunPage) -> dict[str, Any]:
+    """What the runs list says under its table: "51–100 of 10000" and the previous/next links,
+    which keep the page's filters."""
+    def url(offset: int) -> str:
+        query = {k: v for k, v in request.query_params.items() if k != "offset" and v}
+        if offset:
+            query["offset"] = str(offset)
+        return "/runs" + (f"?{urlencode(query)}" if query else "")
+
+    last = min(page.offset + len(page.runs), page.total)
+    return {
+        "first": page.offset + 1 if page.runs else 0, "last": last, "total": page.total,
+        "previous": url(max(0, page.offset - page.limit)) if page.offset > 0 else None,
+        "next": url(page.offset + page.limit) if last < page.total else None,
+    }
 
 
 @router.get("/runs/new", response_class=HTMLResponse)
 def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
-    # Any form field can be pre-filled from the query string (the wizard links here).
+    # Any form field can be pre-filled from the query string (the wizard links here);
+    # ?clone={id} starts from that run's whole configuration (the query string still wins).
     prefill = dict(request.query_params)
+    source = prefill.pop("clone", "")
+    cloned = session.get(Run, int(source)) if source.isdigit() and len(source) < 10 else None
+    if cloned is not None:
+        prefill = {**clone.form_prefill(cloned), **prefill}
     strategies = {key: {"label": label, "description": description,
                         "fields": helpers.hyperparameter_fields(key)}
                   for key, (label, description) in helpers.FORM_STRATEGIES.items()}
@@ -137,7 +171,8 @@ def new_run_page(request: Request, session: SessionDep) -> HTMLResponse:
                  tag_rewards=launch_fit.TAG_REWARDS,
                  prefill=prefill, strategies=strategies, strategy=strategy, models=models,
                  model_keys=[m.key for m in models], base_model=base_model,
-                 primary_fields=helpers.PRIMARY_FIELDS)
+                 primary_fields=helpers.PRIMARY_FIELDS, cloned=cloned,
+                 sweep_metrics=LOGGED_METRICS, sweep_max_runs=settings.sweep_max_runs)
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, select
 
@@ -11,10 +13,10 @@ from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
 from app.domain.runs import enqueue
-from app.schemas import RunCreate, RunPublic, SamplePublic
+from app.schemas import RunChanges, RunCreate, RunPublic, SamplePublic
 from app.services.compare import comparison as compare
 from app.services.compare import series as compare_series
-from app.services.jobs import deletion, launch
+from app.services.jobs import deletion, launch, run_list
 from app.services.jobs import runs as service
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
@@ -30,18 +32,57 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
     return launch.run_public(session, run)
 
 
+StatusFilter = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$")
+StrategyFilter = Query(default=None, pattern="^(sft|grpo|dpo)$")
+NameFilter = Query(default=None, max_length=200, description="part of the run's name, any case")
+TagFilter = Query(default=None, max_length=40, description="runs with this tag")
+PageSize = Query(default=run_list.DEFAULT_PAGE_SIZE, ge=1, le=run_list.MAX_PAGE_SIZE)
+PageOffset = Query(default=0, ge=0, le=10**9)
+
+
 @router.get("", response_model=list[RunPublic])
 def list_runs(
     session: SessionDep,
-    status: str | None = Query(
-        default=None, pattern="^(queued|running|completed|failed|cancelled)$"
-    ),
-    strategy: str | None = Query(default=None, pattern="^(sft|grpo|dpo)$"),
+    response: Response,
+    status: str | None = StatusFilter,
+    strategy: str | None = StrategyFilter,
     dataset_id: int | None = None,
+    q: str | None = NameFilter,
+    sweep_id: int | None = None,
+    tag: str | None = TagFilter,
+    limit: int = PageSize,
+    offset: int = PageOffset,
 ) -> list[RunPublic]:
-    """List runs, newest first, optionally filtered."""
-    runs = service.list_runs(session, status=status, strategy=strategy, dataset_id=dataset_id)
-    return launch.runs_public(session, runs)
+    """List one page of runs, newest first, optionally filtered; `X-Total-Count` says how many
+    match in all."""
+    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
+                                  sweep_id=sweep_id, tag=tag)
+    page = run_list.page_runs(session, filters=filters, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(page.total)
+    return launch.runs_public(session, page.runs)
+
+
+@router.get("/changes", response_model=RunChanges)
+def list_changed_runs(
+    session: SessionDep,
+    since: datetime | None = Query(default=None, description="the previous answer's cursor"),
+    status: str | None = StatusFilter,
+    strategy: str | None = StrategyFilter,
+    dataset_id: int | None = None,
+    q: str | None = NameFilter,
+    sweep_id: int | None = None,
+    tag: str | None = TagFilter,
+    limit: int = PageSize,
+    offset: int = PageOffset,
+) -> RunChanges:
+    """The runs list's poll: the page's runs changed since `since` (all without it), the ids on
+    the page now, in order, and the cursor to pass next time."""
+    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
+                                  sweep_id=sweep_id, tag=tag)
+    changes = run_list.changed_runs(session, filters=filters, since=since, limit=limit,
+                                    offset=offset)
+    return RunChanges(runs=launch.runs_public(session, changes.runs), page_ids=changes.page_ids,
+                      total=changes.total, cursor=changes.cursor)
 
 
 @router.get("/{run_id}", response_model=RunPublic)

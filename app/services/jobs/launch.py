@@ -69,7 +69,7 @@ def context_length_problem(base_model: str, hyperparameters: dict) -> str | None
     return None
 
 
-def _format_validation_error(prefix: str, exc: ValidationError) -> str:
+def format_validation_error(prefix: str, exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
         where = ".".join(str(p) for p in error["loc"])
@@ -94,7 +94,7 @@ def validate_spec(spec: RunCreate, dataset: Dataset) -> dict:
     try:
         hyperparameters = validate_hyperparameters(spec.strategy, spec.hyperparameters)
     except ValidationError as exc:
-        raise LaunchError(_format_validation_error("hyperparameters", exc)) from exc
+        raise LaunchError(format_validation_error("hyperparameters", exc)) from exc
     except ValueError as exc:
         raise LaunchError(f"hyperparameters: {exc}") from exc
     validate_base_model(spec.base_model)
@@ -196,6 +196,7 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
         reward_functions=checked_rewards(spec) if spec.strategy == "grpo" else [],
         backend=spec.backend,
         queue=spec.queue or settings.default_queue,
+        priority=spec.priority,
     )
     if spec.notify_urls is not None:  # its own targets instead of TUNEDECK_NOTIFY_URLS
         run.notify_urls = spec.notify_urls

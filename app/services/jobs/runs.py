@@ -32,6 +32,7 @@ def create_run(
     reward_functions: list[dict] | None = None,
     backend: str = "auto",
     queue: str = "training",
+    priority: int = 0,
 ) -> Run:
     count = session.scalar(select(Run.id).order_by(Run.id.desc()).limit(1)) or 0
     run = Run(
@@ -43,6 +44,7 @@ def create_run(
         reward_functions=reward_functions or [],
         requested_backend=backend,
         queue=queue,
+        priority=priority,
         status=RunStatus.queued,
         # The caller publishes the task right after this commit (launch.launch_run).
         published_at=utcnow(),
@@ -52,6 +54,8 @@ def create_run(
         ),
     )
     session.add(run)
+    session.flush()
+    run.queue_position = run.id  # ties in priority go by age (app/domain/queue.py)
     session.commit()
     return run
 
