@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -35,7 +36,7 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     # Wizard: labelled examples at or above this count as "large" (rule of thumb).
     large_dataset_threshold: int = 1000
-    # Pasted Python reward functions run in a sandboxed subprocess only when enabled.
+    # Pasted Python reward functions run under bubblewrap (domain/sandbox.py) only when enabled.
     allow_custom_rewards: bool = False
     # Evaluate a finished run's best checkpoint on its eval split automatically.
     auto_evaluate: bool = True
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
             )
         if self.auth_token and self.auth_token in {"changeme", "secret", "password"}:
             raise ValueError("TUNEDECK_AUTH_TOKEN is a placeholder: choose a long random secret")
+        if self.allow_custom_rewards and shutil.which("bwrap") is None:
+            raise ValueError(
+                "TUNEDECK_ALLOW_CUSTOM_REWARDS=true needs bubblewrap to sandbox pasted code: "
+                "install it (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+                "bubblewrap) or set TUNEDECK_ALLOW_CUSTOM_REWARDS=false"
+            )
         return self
 
     @cached_property
