@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     # after each re-publish, up to an hour. A playground generation no worker took within this
     # time fails instead (domain/requeue.py). 0 turns both off.
     requeue_after_s: int = Field(default=120, ge=0)
+    # Seconds a running run may take to stop by itself after a cancel (it stops at its next
+    # step); past that the worker terminates its training process, and kills it 10 s later.
+    cancel_grace_s: float = Field(default=30, ge=0)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.
