@@ -13,6 +13,7 @@ from app.api.deps import SessionDep, StoreDep
 from app.api.queue_notice import queue_notice
 from app.api.templating import templates
 from app.core.config import settings
+from app.core.numbers import parse_count
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.models import Checkpoint, Dataset, Run
 from app.services.datasets import records as dataset_service
@@ -100,7 +101,7 @@ def runs_page(request: Request, session: SessionDep, status: str | None = None,
     filters: dict[str, Any] = {
         "status": status if status in RUN_FILTER_STATUSES else None,
         "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
-        "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
+        "dataset_id": parse_count(dataset_id),
     }
     runs = launch.runs_public(session, run_service.list_runs(session, **filters))
     names = {d.id: d.name for d in dataset_service.list_datasets(session)}

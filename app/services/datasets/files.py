@@ -230,7 +230,7 @@ def _read_json(text: str, max_row_bytes: int, max_rows: int) -> tuple:
 def _loads_or_none(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # too deep to be messages: stays text
         return None
 
 

@@ -165,6 +165,8 @@ def _messages_problem(value: Any) -> str | None:
 def _json_problem(text: str) -> str:
     try:
         json.loads(text)
+    except RecursionError:
+        return "nests lists or objects too deeply"
     except json.JSONDecodeError as exc:
         return f"is not valid JSON: {exc.msg} at char {exc.pos}"
     return "is not a JSON list of {role, content} objects"
@@ -175,8 +177,14 @@ def parse_dataset(
 ) -> ParsedDataset:
     """Read the upload at ``path`` (dataset_files.read_file), check every row and return it
     parsed. ``filename`` is the user's name for the file: only its extension is used."""
-    rows, columns, lines, file_format = read_file(
-        path, filename=filename, max_row_bytes=max_row_bytes, max_rows=max_rows)
+    try:
+        rows, columns, lines, file_format = read_file(
+            path, filename=filename, max_row_bytes=max_row_bytes, max_rows=max_rows)
+    except RecursionError:  # the JSON readers recurse once per level of [ or {
+        raise DatasetError(
+            "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
+            "a dataset row holds text, or a list of {role, content} messages"
+        ) from None
     format = detect_format(columns, rows[0])
     if format in IMPLICIT_PREFERENCE and "prompt" not in columns and {"chosen", "rejected"} <= set(
             columns):

@@ -12,6 +12,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.core.numbers import parse_count
 from app.domain.errors import BadRequest, TooLarge
 
 
@@ -46,7 +47,8 @@ async def receive_upload(
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise UploadInvalid(f"send the file as multipart/form-data in a field named '{file_field}'")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+    declared_bytes = parse_count(declared)
+    if declared_bytes is not None and declared_bytes > max_bytes + 64 * 1024:
         raise UploadTooLarge(max_bytes)
 
     received = ReceivedUpload()
