@@ -31,6 +31,7 @@ from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
 from app.core.headers import SecurityHeadersMiddleware
+from app.core.limits import BodyLimitMiddleware
 from app.core.paths import STATIC_DIR
 from app.domain.errors import TuneDeckError
 
@@ -96,6 +97,7 @@ def create_app() -> FastAPI:
         trusted_hosts=settings.allowed_hosts,
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings))
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)  # outermost: on refusals too
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     port: int = 8000
     # Uploads larger than this are refused with 413 while streaming.
     max_upload_mb: int = 200
+    # JSON and form request bodies larger than this (KB) are refused with 413.
+    max_json_kb: int = Field(default=1024, ge=16)
     # Required when host is not local (see core/security.py).
     auth_token: str = ""
     # Host names the server answers to besides localhost and `host` (DNS-rebinding guard), e.g.

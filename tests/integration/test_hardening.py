@@ -58,3 +58,89 @@ def test_a_deep_csv_cell_that_is_not_messages_stays_text(client):
     body = 'prompt,completion\na,"' + DEEP + '"\n'
     response = client.post("/api/datasets", files={"file": ("deep-text.csv", body.encode())})
     assert response.status_code == 201, response.text
+
+
+def launch_body(dataset_id: int, **hyperparameters) -> dict:
+    return {"dataset_id": dataset_id, "strategy": "sft", "base_model": "tiny-random-llama",
+            "queue": "nobody-listens", "hyperparameters": hyperparameters}
+
+
+@pytest.fixture
+def sft_dataset(client) -> int:
+    rows = "\n".join(f'{{"prompt": "p{i}", "completion": "c{i}"}}' for i in range(4))
+    response = client.post("/api/datasets", files={"file": ("limits.jsonl", rows.encode())})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_a_50_mb_system_prompt_is_refused_before_it_is_buffered(client, sft_dataset):
+    body = launch_body(sft_dataset, system_prompt="x" * (50 << 20))
+    response = client.post("/api/runs", json=body)
+    assert response.status_code == 413
+    assert "1024 KB limit" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: counted as it arrives
+        import json
+
+        text = json.dumps(body).encode()
+        for start in range(0, len(text), 1 << 20):
+            yield text[start:start + (1 << 20)]
+
+    chunked = client.post("/api/runs", content=chunks(),
+                          headers={"content-type": "application/json"})
+    assert chunked.status_code == 413 and "1024 KB limit" in chunked.json()["detail"]
+
+
+def test_each_text_field_names_its_limit(client, sft_dataset):
+    response = client.post("/api/runs", json=launch_body(sft_dataset, system_prompt="x" * 30_000))
+    assert response.status_code == 422
+    assert "hyperparameters.system_prompt: String should have at most 20000 characters" in \
+        response.json()["detail"]
+    response = client.post("/api/runs", json={**launch_body(sft_dataset), "name": "n" * 300})
+    assert response.status_code == 422 and "200 characters" in response.json()["detail"]
+
+
+def test_multipart_fields_besides_the_file_are_bounded(client):
+    files = {"file": ("f.jsonl", b'{"prompt": "p", "completion": "c"}\n')}
+    many = {f"field{i}": "v" * 60_000 for i in range(40)}  # 2.4 MB of non-file fields
+    response = client.post("/api/datasets", files=files, data=many)
+    assert response.status_code in (400, 413)
+    assert "KB" in response.json()["detail"]
+    one = client.post("/api/datasets", files=files, data={"name": "n" * 70_000})
+    assert one.status_code == 400 and "64 KB limit" in one.json()["detail"]
+
+
+def test_the_whole_multipart_body_is_bounded(client, monkeypatch):
+    from app.core.config import settings
+
+    monkeypatch.setattr(settings, "max_upload_mb", 1)
+    files = {"file": ("f.jsonl", b"x" * (3 << 20))}
+    response = client.post("/api/datasets", files=files)
+    assert response.status_code == 413 and "1 MB limit" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("hyperparameters", "fragment"), [
+    ({"seed": 10**30}, "hyperparameters.seed: Input should be less than or equal to 4294967295"),
+    ({"max_steps": 10**12}, "hyperparameters.max_steps: Input should be less than or equal to"),
+    ({"save_steps": 10**12}, "hyperparameters.save_steps: Input should be less than or equal"),
+    ({"lora_alpha": 10**12}, "hyperparameters.lora_alpha: Input should be less than or equal"),
+    ({"num_train_epochs": 1e308}, "hyperparameters.num_train_epochs: Input should be less than"),
+    ({"lora_target_modules": ["../../x"]}, "'../../x' is not a module name"),
+])
+def test_launch_values_the_trainer_cannot_use_are_422(client, sft_dataset, hyperparameters,
+                                                      fragment):
+    response = client.post("/api/runs", json=launch_body(sft_dataset, **hyperparameters))
+    assert response.status_code == 422, response.text
+    assert fragment in response.json()["detail"]
+
+
+def test_grpo_completion_length_is_bounded(client):
+    rows = "\n".join(f'{{"prompt": "p{i}", "answer": "{i}"}}' for i in range(4))
+    dataset = client.post("/api/datasets", files={"file": ("g.jsonl", rows.encode())}).json()
+    response = client.post("/api/runs", json={
+        "dataset_id": dataset["id"], "strategy": "grpo", "base_model": "org/some-model",
+        "queue": "nobody-listens", "reward_functions": [{"name": "exact_answer"}],
+        "hyperparameters": {"max_completion_length": 10**9}})
+    assert response.status_code == 422
+    assert "max_completion_length: Input should be less than or equal to 131072" in \
+        response.json()["detail"]

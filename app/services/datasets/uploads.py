@@ -24,6 +24,11 @@ class UploadTooLarge(TooLarge):
         )
 
 
+# Form fields besides the file: each, and all of them together.
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS_BYTES = 256 * 1024
+
+
 class UploadInvalid(BadRequest):
     def __init__(self, problem: object) -> None:
         super().__init__(f"malformed upload: {problem}")
@@ -60,6 +65,7 @@ async def receive_upload(
         "file": None,
         "value": bytearray(),
         "size": 0,
+        "fields_size": 0,
     }
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -89,9 +95,15 @@ async def receive_upload(
             if state["size"] > max_bytes:
                 raise UploadTooLarge(max_bytes)
             state["file"].write(data[start:end])
-        elif len(state["value"]) + (end - start) > 64 * 1024:
-            raise UploadInvalid(f"form field '{state['name']}' is too long")
+        elif len(state["value"]) + (end - start) > MAX_FIELD_BYTES:
+            raise UploadInvalid(f"form field '{state['name'][:60]}' is over the "
+                                f"{MAX_FIELD_BYTES >> 10} KB limit for a field")
         else:
+            state["fields_size"] += end - start
+            if state["fields_size"] > MAX_FIELDS_BYTES:
+                raise UploadInvalid(f"the form fields besides the file are over "
+                                    f"{MAX_FIELDS_BYTES >> 10} KB together: send the file and "
+                                    "its name only")
             state["value"] += data[start:end]
 
     def on_part_end() -> None:
