@@ -12,6 +12,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# A server reachable beyond localhost needs a token no one guesses (32 hex chars = 128 bits).
+MIN_TOKEN_CHARS = 32
+GENERATE_TOKEN = ("`openssl rand -hex 32` or "
+                  "`python -c 'import secrets; print(secrets.token_hex(32))'`")
 
 
 class Settings(BaseSettings):
@@ -80,6 +84,12 @@ class Settings(BaseSettings):
             )
         if self.auth_token and self.auth_token in {"changeme", "secret", "password"}:
             raise ValueError("TUNEDECK_AUTH_TOKEN is a placeholder: choose a long random secret")
+        if self.host not in LOCAL_HOSTS and len(self.auth_token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"TUNEDECK_AUTH_TOKEN is {len(self.auth_token)} characters; listening on "
+                f"{self.host} needs at least {MIN_TOKEN_CHARS} random ones: generate one with "
+                f"{GENERATE_TOKEN}"
+            )
         if self.allow_custom_rewards and shutil.which("bwrap") is None:
             raise ValueError(
                 "TUNEDECK_ALLOW_CUSTOM_REWARDS=true needs bubblewrap to sandbox pasted code: "

@@ -144,3 +144,38 @@ def test_grpo_completion_length_is_bounded(client):
     assert response.status_code == 422
     assert "max_completion_length: Input should be less than or equal to 131072" in \
         response.json()["detail"]
+
+
+def test_guessing_bearer_tokens_is_throttled_with_429_and_retry_after(auth_client):  # noqa: F811
+    from tests.integration.test_access import TOKEN
+
+    for attempt in range(10):
+        wrong = auth_client.get("/api/runs", headers={"Authorization": f"Bearer guess{attempt}"})
+        assert wrong.status_code == 401
+    throttled = auth_client.get("/api/runs", headers={"Authorization": "Bearer guess10"})
+    assert throttled.status_code == 429
+    assert 1 <= int(throttled.headers["retry-after"]) <= 60
+    # The right token waits too: otherwise guessing would go on at full speed.
+    assert auth_client.get("/api/runs",
+                           headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 429
+
+
+def test_guessing_at_the_login_form_is_throttled(auth_client):  # noqa: F811
+    for attempt in range(10):
+        response = auth_client.post("/login", data={"token": f"guess{attempt}", "next": "/"},
+                                    follow_redirects=False)
+        assert response.status_code == 401
+    throttled = auth_client.post("/login", data={"token": "guess", "next": "/"},
+                                 follow_redirects=False)
+    assert throttled.status_code == 429 and "retry-after" in throttled.headers
+
+
+def test_a_short_token_is_refused_for_a_non_local_bind():
+    from app.core.config import Settings
+    from app.core.security import bind_refusal
+
+    with pytest.raises(ValueError, match="openssl rand -hex 32"):
+        Settings(host="0.0.0.0", auth_token="a")
+    assert "at least 32" in bind_refusal("0.0.0.0", "a")
+    assert bind_refusal("0.0.0.0", "f" * 32) is None
+    assert Settings(host="127.0.0.1", auth_token="a").auth_token == "a"  # local: any token

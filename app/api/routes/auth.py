@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from app.api.templating import templates
 from app.core import security
 from app.core.config import settings
+from app.core.ratelimit import AUTH_FAILURES
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,6 +34,7 @@ async def login(request: Request) -> Response:
     if not settings.auth_token:
         return RedirectResponse(target, status_code=303)
     if not security.token_matches(str(form.get("token") or ""), settings.auth_token):
+        AUTH_FAILURES.fail(security.client_address(request.scope))
         await asyncio.sleep(0.5)  # slows guessing; the token itself should be long and random
         return templates.TemplateResponse(
             request, "auth/login.html", status_code=401,
