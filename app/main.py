@@ -33,6 +33,7 @@ from app.core.config import settings
 from app.core.headers import SecurityHeadersMiddleware
 from app.core.limits import BodyLimitMiddleware
 from app.core.paths import STATIC_DIR
+from app.domain import sessions
 from app.domain.errors import TuneDeckError
 
 
@@ -95,6 +96,7 @@ def create_app() -> FastAPI:
         security.SecurityMiddleware,
         auth_token=settings.auth_token,
         trusted_hosts=settings.allowed_hosts,
+        is_revoked=sessions.is_revoked,
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings))
     app.add_middleware(BodyLimitMiddleware)

@@ -14,8 +14,10 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
+import anyio
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,8 +164,11 @@ class SecurityMiddleware:
     """Pure ASGI (uploads stream through untouched); see the module docstring for the rules."""
 
     def __init__(self, app: ASGIApp, *, auth_token: str,
-                 trusted_hosts: list[str] | None = None) -> None:
+                 trusted_hosts: list[str] | None = None,
+                 is_revoked: Callable[[str], bool] | None = None) -> None:
         self.app = app
+        # Whether a session id was logged out (domain/sessions.py); read in a thread.
+        self.is_revoked = is_revoked
         self.auth_token = auth_token
         self.trusted = frozenset(trusted_hosts or ())
         self.key = signing_key(auth_token) if auth_token else secrets.token_bytes(32)
@@ -204,6 +209,9 @@ class SecurityMiddleware:
             return
 
         sid = session_id(self.key, _cookies(headers.get("cookie", "")).get(SESSION_COOKIE, ""))
+        if sid is not None and self.is_revoked is not None \
+                and await anyio.to_thread.run_sync(self.is_revoked, sid):
+            sid = None  # logged out: the cookie is worth nothing any more
         if sid is not None:
             expected = csrf_token(self.key, sid)
             state["csrf_token"] = expected

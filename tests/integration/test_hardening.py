@@ -179,3 +179,19 @@ def test_a_short_token_is_refused_for_a_non_local_bind():
     assert "at least 32" in bind_refusal("0.0.0.0", "a")
     assert bind_refusal("0.0.0.0", "f" * 32) is None
     assert Settings(host="127.0.0.1", auth_token="a").auth_token == "a"  # local: any token
+
+
+def test_logout_revokes_the_session_on_the_server(auth_client):  # noqa: F811
+    login(auth_client)
+    saved = auth_client.cookies.get("tunedeck_session")
+    assert auth_client.get("/api/runs").status_code == 200
+    html = auth_client.get("/datasets").text
+    csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', html).group(1)
+    out = auth_client.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+    assert out.status_code == 303
+    # A saved copy of the cookie (stolen, or kept by a browser that ignored the logout) is dead.
+    auth_client.cookies.set("tunedeck_session", saved)
+    assert auth_client.get("/api/runs").status_code == 401
+    assert auth_client.get("/runs", follow_redirects=False).status_code == 303
+    login(auth_client)  # a new login works
+    assert auth_client.get("/api/runs").status_code == 200
