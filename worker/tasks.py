@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import select
 
 from app.core.config import settings
@@ -24,6 +24,7 @@ from app.domain.models import Run, RunStatus, utcnow
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import transition
+from app.domain.workers import PRESENCE_INTERVAL_S, forget_presence, record_presence
 from worker.celery_app import celery_app
 
 log = logging.getLogger(__name__)
@@ -196,3 +197,39 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
                 )
     except Exception:
         log.exception("reaping lost jobs at worker start failed")
+
+
+_presence: dict = {}
+
+
+@worker_ready.connect
+def announce_presence(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """Record this worker and its queues every PRESENCE_INTERVAL_S while it runs, so that a launch
+    on a queue nobody consumes is warned about (domain/workers.py)."""
+    import threading
+
+    name = getattr(sender, "hostname", None) or worker_identity()
+    queues = sorted(sender.app.amqp.queues.consume_from) if sender is not None else []
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                with session_scope() as session:
+                    record_presence(session, name, queues)
+            except Exception:
+                log.exception("recording this worker's presence failed")
+            if stop.wait(PRESENCE_INTERVAL_S):
+                return
+
+    thread = threading.Thread(target=beat, name="tunedeck-presence", daemon=True)
+    thread.start()
+    _presence.update(name=name, stop=stop)
+
+
+@worker_shutdown.connect
+def withdraw_presence(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    if "stop" in _presence:
+        _presence["stop"].set()
+        with contextlib.suppress(Exception), session_scope() as session:
+            forget_presence(session, _presence["name"])

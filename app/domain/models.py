@@ -276,3 +276,14 @@ class RevokedSession(Base):
 
     sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class WorkerPresence(Base):
+    """A live Celery worker and the queues it consumes, refreshed while it runs (worker/tasks.py):
+    a launch on a queue no fresh row lists gets a warning."""
+
+    __tablename__ = "worker_presence"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

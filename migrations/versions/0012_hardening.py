@@ -1,4 +1,4 @@
-"""revoked_session: logout revokes the session server-side
+"""revoked_session: logout revokes the session server-side; worker_presence: live workers' queues
 
 Revision ID: 0012_hardening
 Revises: 0007
@@ -23,9 +23,17 @@ def upgrade() -> None:
     with op.batch_alter_table("revoked_session", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_revoked_session_expires_at"), ["expires_at"],
                               unique=False)
+    op.create_table(
+        "worker_presence",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("queues", sa.JSON(), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_presence")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("worker_presence")
     with op.batch_alter_table("revoked_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_revoked_session_expires_at"))
     op.drop_table("revoked_session")

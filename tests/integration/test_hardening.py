@@ -195,3 +195,24 @@ def test_logout_revokes_the_session_on_the_server(auth_client):  # noqa: F811
     assert auth_client.get("/runs", follow_redirects=False).status_code == 303
     login(auth_client)  # a new login works
     assert auth_client.get("/api/runs").status_code == 200
+
+
+def test_launching_on_a_queue_without_a_live_worker_warns(client, sft_dataset):
+    from app.core.db import SessionLocal
+    from app.domain.workers import forget_presence, record_presence
+
+    body = {**launch_body(sft_dataset), "queue": "nightly"}
+    response = client.post("/api/runs", json=body)
+    assert response.status_code == 201, response.text
+    [warning] = response.json()["warnings"]
+    assert "no worker is listening on queue 'nightly'" in warning
+    assert "tunedeck worker --queues nightly" in warning
+    assert client.get(f"/api/runs/{response.json()['id']}").json()["warnings"] == []
+
+    with SessionLocal() as session:
+        record_presence(session, "w1@box", ["nightly", "training"])
+        try:
+            served = client.post("/api/runs", json=body)
+            assert served.status_code == 201 and served.json()["warnings"] == []
+        finally:
+            forget_presence(session, "w1@box")

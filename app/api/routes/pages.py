@@ -15,7 +15,8 @@ from app.api.templating import templates
 from app.core.config import settings
 from app.core.numbers import parse_count
 from app.core.paths import DEMO_DATA_DIR
-from app.domain.models import Checkpoint, Dataset, Run
+from app.domain import workers
+from app.domain.models import Checkpoint, Dataset, Run, RunStatus
 from app.services.datasets import records as dataset_service
 from app.services.datasets.formats import DatasetError
 from app.services.jobs import evaluations as evaluation_service
@@ -143,7 +144,9 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
     checkpoints = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step))
     return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
-                 checkpoints=list(checkpoints), queue_notice=queue_notice(public),
+                 checkpoints=list(checkpoints),
+                 queue_notice=queue_notice(public, no_worker=run.status == RunStatus.queued
+                                           and run.queue not in workers.live_queues(session)),
                  model_name=helpers.model_label(run.base_model, helpers.catalogue()),
                  reward_descriptions=helpers.reward_descriptions(),
                  eval_datasets=evaluation_service.dataset_choices(session, run=run))
