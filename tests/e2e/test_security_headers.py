@@ -17,7 +17,19 @@ document.addEventListener('securitypolicyviolation',
 """
 
 
-def test_pages_render_their_charts_under_the_csp_with_no_violation(live_server, page):
+@pytest.fixture
+def csp_page(browser):
+    """A page whose context enforces the CSP (the suite's default context bypasses it)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    errors: list[str] = []
+    context.on("weberror", lambda web_error: errors.append(str(web_error.error)))
+    yield context.new_page()
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def test_pages_render_their_charts_under_the_csp_with_no_violation(live_server, csp_page):
+    page = csp_page
     first, second = add_finished_runs(live_server)
     console: list[str] = []
     page.on("console", lambda m: console.append(m.text)
@@ -45,7 +57,8 @@ def test_pages_render_their_charts_under_the_csp_with_no_violation(live_server, 
     assert console == []
 
 
-def test_a_cross_site_page_cannot_frame_the_wizard(live_server, page):
+def test_a_cross_site_page_cannot_frame_the_wizard(live_server, csp_page):
+    page = csp_page
     blocked: list[str] = []
     page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
     page.set_content(f'<iframe id="f" src="{live_server.url}/wizard"></iframe>')
