@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from app.core.config import settings
 
@@ -61,29 +59,6 @@ def worker_command(queues: str, name: str = "tunedeck") -> list[str]:
     ]
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
-    for proc in processes:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    for proc in processes:
-        try:
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _supervise(processes: list[subprocess.Popen]) -> int:
-    try:
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        print("\nstopping TuneDeck…", flush=True)
-    finally:
-        _stop(processes)
-    return 0
-
-
 def refuse_open_bind(host: str) -> bool:
     """True (after saying why) when TuneDeck must not listen on ``host`` as configured."""
     from app.core.security import bind_refusal
@@ -102,16 +77,18 @@ def up(args: argparse.Namespace) -> int:
     if refuse_open_bind(host):
         return 2
     migrate()
-    processes = [subprocess.Popen(web_command(host, port))]
-    processes += worker_processes(gpus=None, queues=settings.default_queue)
+    from app.supervisor import Child, Supervisor
+
+    children = [Child("web server", web_command(host, port), restart=False),
+                *worker_children(gpus=None, queues=settings.default_queue)]
     # Big uploads are processed on their own queue, never behind an hour of training.
-    processes.append(subprocess.Popen(worker_command(settings.dataset_queue, "datasets")))
+    children.append(Child("worker datasets", worker_command(settings.dataset_queue, "datasets")))
     print(
         f"TuneDeck is running at http://{host}:{port} (data in {settings.resolved_data_dir}); "
         "Ctrl-C stops it.",
         flush=True,
     )
-    return _supervise(processes)
+    return Supervisor(children).run()
 
 
 def web(args: argparse.Namespace) -> int:
@@ -142,11 +119,20 @@ def worker_processes(*, gpus: str | None, queues: str) -> list[subprocess.Popen]
     ]
 
 
+def worker_children(*, gpus: str | None, queues: str) -> list:
+    """The worker processes for the supervisor (app/supervisor.py), restarted when they die."""
+    from app.supervisor import Child
+
+    return [Child(f"worker {name}", worker_command(worker_queues, name), env={**os.environ, **env})
+            for env, worker_queues, name in worker_layout(gpus=gpus, queues=queues)]
+
+
 def worker(args: argparse.Namespace) -> int:
     migrate()
-    return _supervise(
-        worker_processes(gpus=args.gpus, queues=args.queues or settings.default_queue)
-    )
+    from app.supervisor import Supervisor
+
+    children = worker_children(gpus=args.gpus, queues=args.queues or settings.default_queue)
+    return Supervisor(children).run()
 
 
 CLIENT_COMMANDS = {"datasets", "runs", "compare"}

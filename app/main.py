@@ -40,7 +40,10 @@ from app.api.routes import sweeps as sweep_routes
 from app.api.routes import wizard as wizard_routes
 from app.core import security
 from app.core.config import settings
+from app.core.headers import SecurityHeadersMiddleware
+from app.core.limits import BodyLimitMiddleware
 from app.core.paths import STATIC_DIR
+from app.domain import sessions
 from app.domain.errors import TuneDeckError
 from app.schemas import validation_detail
 
@@ -111,8 +114,11 @@ def create_app() -> FastAPI:
         security.SecurityMiddleware,
         auth_token=settings.auth_token,
         trusted_hosts=settings.allowed_hosts,
+        is_revoked=sessions.is_revoked,
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=security.allowed_hosts(settings))
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: on refusals too
 
     @app.get("/static/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> Response:

@@ -174,6 +174,8 @@ class RunPublic(BaseModel):
     @classmethod
     def _no_resumes(cls, value: Any) -> Any:
         return value or []
+    # Only in the answer to a launch: what the user should know now (no worker on the queue).
+    warnings: list[str] = Field(default_factory=list)
 
 
 class RunChanges(BaseModel):

@@ -13,6 +13,8 @@ import signal
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Callable
 
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import select
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 # Kept well under the reaper's threshold (see app/domain/reaper.py).
 HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
 PR_SET_PDEATHSIG = 1
+# After SIGTERM, how long a training process gets before SIGKILL.
+KILL_AFTER_TERM_S = 10
 
 
 def _die_with_parent() -> None:
@@ -131,9 +135,17 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
             preexec_fn=_die_with_parent,
             env=_child_environment(devices),
         )
-        wait_heartbeating(child, Run, run_id)
+        code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
-    if child.returncode != 0:
+    if code in (-signal.SIGTERM, -signal.SIGKILL) and _checked(lambda: _cancel_requested(run_id)):
+        # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
+        # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
+        with session_scope() as session:
+            transition(session, run_id=run_id, to=RunStatus.cancelled,
+                       error=f"cancelled: the training process had not stopped "
+                             f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
+                             "(its checkpoints so far are kept)")
+    elif child.returncode != 0:
         reason = (
             f"training process killed by signal {-child.returncode}"
             + (" (out of memory?)" if child.returncode == -signal.SIGKILL else "")
@@ -194,15 +206,62 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def wait_heartbeating(child: subprocess.Popen[bytes], model: type[Live], row_id: int) -> int:
-    """Heartbeat the row ``child`` works on at the usual cadence, but return the child's exit code
-    the moment it exits."""
+def wait_heartbeating(
+    child: subprocess.Popen[bytes],
+    model: type[Live],
+    row_id: int,
+    *,
+    cancelled: Callable[[], bool] | None = None,
+) -> int:
+    """Heartbeat the row ``child`` works on at the usual cadence until the child exits.
+
+    With ``cancelled``: once it answers True, the child has ``settings.cancel_grace_s`` to exit by
+    itself; then its process group gets SIGTERM, and SIGKILL ``KILL_AFTER_TERM_S`` later, whatever
+    it is doing. Returns the child's exit code."""
+    cancel_seen = terminated = None
     while True:
         _heartbeat(model, row_id)
+        now = time.monotonic()
+        if cancelled is not None and cancel_seen is None and _checked(cancelled):
+            cancel_seen = now
+            log.info("%s %s: cancel requested, waiting %g s for it to stop",
+                     model.__tablename__, row_id, settings.cancel_grace_s)
+        if cancel_seen is not None and terminated is None \
+                and now - cancel_seen >= settings.cancel_grace_s:
+            log.warning("%s %s did not stop after its cancel: terminating pid %s",
+                        model.__tablename__, row_id, child.pid)
+            _signal_group(child, signal.SIGTERM)
+            terminated = now
+        if terminated is not None and now - terminated >= KILL_AFTER_TERM_S:
+            _signal_group(child, signal.SIGKILL)
+        wait_s = HEARTBEAT_INTERVAL_S
+        if cancel_seen is not None:  # wake up in time for the next step of the stop
+            due = (cancel_seen + settings.cancel_grace_s if terminated is None
+                   else terminated + KILL_AFTER_TERM_S)
+            wait_s = min(wait_s, max(0.05, due - now))
         try:
-            return child.wait(timeout=HEARTBEAT_INTERVAL_S)
+            return child.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
             continue
+
+
+def _checked(cancelled: Callable[[], bool]) -> bool:
+    try:
+        return cancelled()
+    except Exception:  # a database blip: ask again next beat
+        log.exception("reading the cancel flag failed")
+        return False
+
+
+def _cancel_requested(run_id: int) -> bool:
+    with session_scope() as session:
+        return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    # The child leads its own session (_die_with_parent): its helpers and sandboxes go too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signum)
 
 
 def _heartbeat(model: type[Live], row_id: int) -> None:

@@ -26,10 +26,12 @@ def worker_command_for(queue: str) -> str:
     return f"tunedeck worker --queues {queue}"
 
 
-def queue_notice(run: RunPublic) -> dict[str, Any]:
-    """What the run page's "waiting for a worker" notice shows; run_detail.js keeps it current."""
+def queue_notice(run: RunPublic, *, no_worker: bool = False) -> dict[str, Any]:
+    """What the run page's "waiting for a worker" notice shows; run_detail.js keeps it current.
+    ``no_worker``: no live worker consumes the run's queue (domain/workers.py): say so at once."""
     now = utcnow()
     since = as_utc(run.published_at or run.created_at) or now
     waited_long = run.publish_count > 1 or (now - since).total_seconds() > QUEUE_HINT_AFTER_S
-    return {"command": worker_command_for(run.queue), "hint": waited_long, "now": now.isoformat(),
+    return {"command": worker_command_for(run.queue), "hint": waited_long or no_worker,
+            "no_worker": no_worker, "now": now.isoformat(),
             "after_s": QUEUE_HINT_AFTER_S, "requeue_after_s": settings.requeue_after_s}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,10 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+# A server reachable beyond localhost needs a token no one guesses (32 hex chars = 128 bits).
+MIN_TOKEN_CHARS = 32
+GENERATE_TOKEN = ("`openssl rand -hex 32` or "
+                  "`python -c 'import secrets; print(secrets.token_hex(32))'`")
 
 
 class Settings(BaseSettings):
@@ -33,6 +38,8 @@ class Settings(BaseSettings):
     # ``dataset_queue`` while the dataset shows "processing". 0: every upload goes to a worker.
     inline_upload_max_kb: int = Field(default=256, ge=0)
     dataset_queue: str = "datasets"
+    # JSON and form request bodies larger than this (KB) are refused with 413.
+    max_json_kb: int = Field(default=1024, ge=16)
     # Required when host is not local (see core/security.py).
     auth_token: str = ""
     # Host names the server answers to besides localhost and `host` (DNS-rebinding guard), e.g.
@@ -40,7 +47,7 @@ class Settings(BaseSettings):
     allowed_hosts: list[str] = Field(default_factory=list)
     # Wizard: labelled examples at or above this count as "large" (rule of thumb).
     large_dataset_threshold: int = 1000
-    # Pasted Python reward functions run in a sandboxed subprocess only when enabled.
+    # Pasted Python reward functions run under bubblewrap (domain/sandbox.py) only when enabled.
     allow_custom_rewards: bool = False
     # Evaluate a finished run's best checkpoint on its eval split automatically.
     auto_evaluate: bool = True
@@ -57,6 +64,9 @@ class Settings(BaseSettings):
     requeue_after_s: int = Field(default=120, ge=0)
     # The most runs one sweep may make (a grid's size is checked against it before any run).
     sweep_max_runs: int = Field(default=64, ge=1)
+    # Seconds a running run may take to stop by itself after a cancel (it stops at its next
+    # step); past that the worker terminates its training process, and kills it 10 s later.
+    cancel_grace_s: float = Field(default=30, ge=0)
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.
@@ -109,6 +119,18 @@ class Settings(BaseSettings):
             )
         if self.auth_token and self.auth_token in {"changeme", "secret", "password"}:
             raise ValueError("TUNEDECK_AUTH_TOKEN is a placeholder: choose a long random secret")
+        if self.host not in LOCAL_HOSTS and len(self.auth_token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"TUNEDECK_AUTH_TOKEN is {len(self.auth_token)} characters; listening on "
+                f"{self.host} needs at least {MIN_TOKEN_CHARS} random ones: generate one with "
+                f"{GENERATE_TOKEN}"
+            )
+        if self.allow_custom_rewards and shutil.which("bwrap") is None:
+            raise ValueError(
+                "TUNEDECK_ALLOW_CUSTOM_REWARDS=true needs bubblewrap to sandbox pasted code: "
+                "install it (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install "
+                "bubblewrap) or set TUNEDECK_ALLOW_CUSTOM_REWARDS=false"
+            )
         return self
 
     @cached_property

@@ -14,12 +14,15 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from urllib.parse import parse_qs, quote, urlsplit
 
+import anyio
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.core.config import LOCAL_HOSTS, Settings
+from app.core.config import GENERATE_TOKEN, LOCAL_HOSTS, MIN_TOKEN_CHARS, Settings
+from app.core.ratelimit import AUTH_FAILURES
 
 SESSION_COOKIE = "tunedeck_session"
 SESSION_MAX_AGE_S = 7 * 24 * 3600
@@ -35,7 +38,13 @@ MAX_FORM_BYTES = 64 * 1024
 # -- pure helpers ----------------------------------------------------------------------------
 def bind_refusal(host: str, auth_token: str) -> str | None:
     """Why TuneDeck must not listen on ``host``, or None when it may."""
-    if host in LOCAL_HOSTS or auth_token:
+    if host in LOCAL_HOSTS:
+        return None
+    if auth_token and len(auth_token) < MIN_TOKEN_CHARS:
+        return (f"refusing to listen on {host}: TUNEDECK_AUTH_TOKEN is {len(auth_token)} "
+                f"characters, and a server others can reach needs at least {MIN_TOKEN_CHARS} "
+                f"random ones: generate one with {GENERATE_TOKEN}")
+    if auth_token:
         return None
     return (f"refusing to listen on {host}: anyone who can reach it could launch runs. "
             "Set TUNEDECK_AUTH_TOKEN to a long random secret (e.g. `openssl rand -hex 32`) "
@@ -136,6 +145,11 @@ def session_cookie_header(value: str, *, secure: bool, max_age: int = SESSION_MA
     return "; ".join(parts)
 
 
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def _cookies(header: str) -> dict[str, str]:
     found = {}
     for part in header.split(";"):
@@ -150,8 +164,11 @@ class SecurityMiddleware:
     """Pure ASGI (uploads stream through untouched); see the module docstring for the rules."""
 
     def __init__(self, app: ASGIApp, *, auth_token: str,
-                 trusted_hosts: list[str] | None = None) -> None:
+                 trusted_hosts: list[str] | None = None,
+                 is_revoked: Callable[[str], bool] | None = None) -> None:
         self.app = app
+        # Whether a session id was logged out (domain/sessions.py); read in a thread.
+        self.is_revoked = is_revoked
         self.auth_token = auth_token
         self.trusted = frozenset(trusted_hosts or ())
         self.key = signing_key(auth_token) if auth_token else secrets.token_bytes(32)
@@ -174,14 +191,27 @@ class SecurityMiddleware:
             return
 
         bearer = bearer_token(headers.get("authorization", ""))
+        client = client_address(scope)
+        if bearer is not None or (method == "POST" and path == "/login"):
+            wait_s = AUTH_FAILURES.retry_after(client)
+            if wait_s is not None:
+                await JSONResponse(
+                    {"detail": f"too many failed logins or tokens from {client}: try again in "
+                               f"{wait_s} s"},
+                    status_code=429, headers={"Retry-After": str(wait_s)})(scope, receive, send)
+                return
         if bearer is not None:
             if not token_matches(bearer, self.auth_token):
+                AUTH_FAILURES.fail(client)
                 await _deny(scope, receive, send, 401, "invalid bearer token")
                 return
             await self.app(scope, receive, send)
             return
 
         sid = session_id(self.key, _cookies(headers.get("cookie", "")).get(SESSION_COOKIE, ""))
+        if sid is not None and self.is_revoked is not None \
+                and await anyio.to_thread.run_sync(self.is_revoked, sid):
+            sid = None  # logged out: the cookie is worth nothing any more
         if sid is not None:
             expected = csrf_token(self.key, sid)
             state["csrf_token"] = expected

@@ -33,3 +33,9 @@ class Invalid(TuneDeckError, ValueError):
     """The request is understood but its content cannot work."""
 
     status_code = 422
+
+
+class Busy(TuneDeckError):
+    """The server is at its limit for this kind of work right now; trying again later works."""
+
+    status_code = 503

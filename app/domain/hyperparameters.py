@@ -34,6 +34,15 @@ FSDP_CONFIG = {
     "use_orig_params": True, "sync_module_states": True, "cpu_ram_efficient_loading": True,
 }  # fmt: skip
 _TAG = re.compile(r"^[A-Za-z][\w\-]*$")
+# Bounds of what the trainer can work with: beyond them a value fails later, on the worker.
+MAX_SEED = 2**32 - 1  # numpy's seed range (TRL seeds numpy, torch and random with it)
+MAX_STEPS = 10_000_000
+MAX_EPOCHS = 10_000
+MAX_LORA_ALPHA = 65_536
+MAX_TOKENS = 131_072  # the longest context of any model TuneDeck knows
+MAX_SYSTEM_PROMPT_CHARS = 20_000
+# A module name as peft matches it: a Python identifier, or a dotted path of them.
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 
 
 class TrainingHyperparameters(BaseModel):
@@ -43,22 +52,22 @@ class TrainingHyperparameters(BaseModel):
 
     learning_rate: float = Field(2e-4, gt=0, le=1)
     lora_r: int = Field(16, ge=1, le=1024)
-    lora_alpha: int = Field(32, ge=1)
+    lora_alpha: int = Field(32, ge=1, le=MAX_LORA_ALPHA)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_target_modules: Literal["all-linear"] | list[str] = "all-linear"
-    num_train_epochs: float = Field(1.0, gt=0)
-    max_steps: int = 60  # -1: train for num_train_epochs instead
+    num_train_epochs: float = Field(1.0, gt=0, le=MAX_EPOCHS)
+    max_steps: int = Field(60, le=MAX_STEPS)  # -1: train for num_train_epochs instead
     per_device_train_batch_size: int = Field(4, ge=1, le=1024)
     gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     eval_split: float = Field(0.0, ge=0, le=0.5)  # fraction held out for evaluation; 0 = no eval
-    eval_steps: int | None = Field(None, ge=1)  # default: every save_steps
-    save_steps: int = Field(20, ge=1)
-    logging_steps: int = Field(1, ge=1)
+    eval_steps: int | None = Field(None, ge=1, le=MAX_STEPS)  # default: every save_steps
+    save_steps: int = Field(20, ge=1, le=MAX_STEPS)
+    logging_steps: int = Field(1, ge=1, le=MAX_STEPS)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     lr_scheduler_type: LR_SCHEDULERS = "linear"
     weight_decay: float = Field(0.0, ge=0, le=1)
-    seed: int = Field(42, ge=0)
-    system_prompt: str | None = None
+    seed: int = Field(42, ge=0, le=MAX_SEED)
+    system_prompt: str | None = Field(None, max_length=MAX_SYSTEM_PROMPT_CHARS)
     # String prompts (and their answers) become chat messages: "auto" when the tokenizer has a chat
     # template, "on" always (fails without one), "off" never. See app.domain.prompts.
     chat_template: Literal["auto", "on", "off"] = "auto"
@@ -96,6 +105,15 @@ class TrainingHyperparameters(BaseModel):
             raise ValueError(
                 'list module names to adapt (e.g. ["q_proj", "v_proj"]) or use "all-linear"'
             )
+        if isinstance(value, list):
+            if len(value) > 256:
+                raise ValueError("at most 256 module names; use \"all-linear\" for every layer")
+            for name in value:
+                if len(name) > 200 or not _MODULE_NAME.match(name):
+                    raise ValueError(
+                        f"{name[:60]!r} is not a module name: use names such as q_proj or "
+                        "model.layers.0.mlp.up_proj (letters, digits, _ and dots)"
+                    )
         return value
 
     @field_validator("system_prompt")
@@ -215,15 +233,16 @@ class GRPOHyperparameters(TrainingHyperparameters):
     learning_rate: float = Field(1e-5, gt=0, le=1)
     num_generations: int = Field(4, ge=2, le=256)
     # TRL 1.16 no longer truncates prompts: longer prompts are dropped from the dataset instead.
-    max_prompt_length: int = Field(256, ge=1)
-    max_completion_length: int = Field(128, ge=1)
+    max_prompt_length: int = Field(256, ge=1, le=MAX_TOKENS)
+    max_completion_length: int = Field(128, ge=1, le=MAX_TOKENS)
     temperature: float = Field(0.9, gt=0, le=5)
     top_p: float = Field(1.0, gt=0, le=1)
     beta: float = Field(0.04, ge=0)  # KL weight; 0 skips the reference model
     loss_type: GRPO_LOSS_TYPES = "dapo"
-    steps_per_generation: int | None = Field(None, ge=1)
-    generation_batch_size: int | None = Field(None, ge=1)
-    sample_every_steps: int = Field(5, ge=1)  # how often sampled completions are stored
+    steps_per_generation: int | None = Field(None, ge=1, le=1024)
+    generation_batch_size: int | None = Field(None, ge=1, le=65536)
+    # How often sampled completions are stored.
+    sample_every_steps: int = Field(5, ge=1, le=MAX_STEPS)
     # Used by the format reward functions and their preset system prompt (app.domain.rewards).
     reasoning_tag: str = "reasoning"
     answer_tag: str = "answer"
@@ -294,7 +313,7 @@ class DPOHyperparameters(TrainingHyperparameters):
     max_length: int = Field(512, ge=8, le=131072)
     # TRL 1.16 no longer truncates prompts. Unset: TRL cuts prompt + answer at max_length;
     # set: rows whose prompt is longer are dropped, so every answer keeps room.
-    max_prompt_length: int | None = Field(None, ge=1)
+    max_prompt_length: int | None = Field(None, ge=1, le=MAX_TOKENS)
     beta: float = Field(0.1, gt=0)
     loss_type: DPO_LOSS_TYPES = "sigmoid"
 

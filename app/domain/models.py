@@ -487,3 +487,12 @@ class DeviceReservation(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
     worker: Mapped[str] = mapped_column(String(200))
     reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RevokedSession(Base):
+    """A logged-out login session: its cookie is refused until it would have expired anyway."""
+
+    __tablename__ = "revoked_session"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

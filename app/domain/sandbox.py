@@ -1,13 +1,20 @@
-"""Run a user's pasted ``def reward(completions, **kwargs) -> list[float]`` in a subprocess.
+"""Run a user's pasted ``def reward(completions, **kwargs) -> list[float]`` in a bubblewrap sandbox.
 
-The child is a fresh ``python -I`` (stdlib and installed packages, no PYTHON* variables, no
-user site, nothing from the working directory) with CPU, memory and file-size limits set by
-itself, an environment holding only PATH and LANG, and an empty temporary directory as cwd.
-Input and output are JSON over stdin/stdout; a wall-clock timeout kills its process group.
+Each call starts ``bwrap`` (Debian package ``bubblewrap``) around a fresh ``python -I``:
 
-This contains accidents (an endless loop, a huge allocation, a crash, a leaked secret in the
-environment); it is not a security boundary. The child runs as the same OS user and can read
-what that user can read, so custom rewards are off unless settings.allow_custom_rewards.
+- its own PID namespace (``--unshare-pid``): it sees only its own processes, cannot signal the
+  server or the worker, and everything it started dies with it (a ``setsid`` daemon included);
+  ``--die-with-parent`` ends it if its caller dies;
+- its own network namespace: no network at all, not even the server's loopback;
+- a filesystem of read-only system paths only (``/usr`` and the Python installation), a fresh
+  ``/dev`` and ``/proc``, and a private size-limited tmpfs at ``/tmp`` as its working directory:
+  no ``/etc``, no home, no data directory, no database file;
+- uid/gid 65534 (nobody), no capabilities, no_new_privs, an empty environment (PATH and LANG);
+- rlimits on CPU seconds, address space, processes and file size, set before user code runs.
+
+Input goes in and the reply comes out through files (never a pipe a grandchild could hold open),
+and every wait has a deadline: past it the whole sandbox is SIGKILLed. What it does not protect
+against is in the README ("Security").
 """
 
 from __future__ import annotations
@@ -16,24 +23,50 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from app.core.config import settings
 from app.domain.rewards.extract import completion_text
 
 # Caps what the child may write to files, its redirected prints included (writes past it
 # fail with "File too large": Python ignores SIGXFSZ).
 _OUTPUT_MB = 16
-_CLEAN_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+# The private /tmp the reward may write to.
+_TMPFS_MB = 64
+# Processes (threads count too) the sandbox user may have at once.
+_MAX_PROCESSES = 32
+# How long a killed sandbox gets to disappear before the caller gives up waiting on it.
+_REAP_S = 5
+_NOBODY = 65534
 # TRL passes these along with the dataset columns; they mean nothing to pasted code.
 _TRAINER_KWARGS = {"completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
+INSTALL_HINT = (
+    "custom reward functions run under bubblewrap, which is not installed: install it "
+    "(Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) or set "
+    "TUNEDECK_ALLOW_CUSTOM_REWARDS=false"
+)
 
 _CHILD = r"""
-import json, os, resource, sys, traceback
+import ctypes, json, os, resource, sys, traceback
+
+def drop_privileges():
+    # Run by root, bwrap keeps no user namespace: drop every capability from the bounding set
+    # (PR_CAPBSET_DROP), then become nobody, which clears the permitted and effective sets.
+    if os.getuid() != 0:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in range(64):
+        libc.prctl(24, cap, 0, 0, 0)
+    os.setgroups([])
+    os.setresgid(65534, 65534, 65534)
+    os.setresuid(65534, 65534, 65534)
 
 def as_number(value):
     if value is None or isinstance(value, (bool, int, float)):
@@ -69,15 +102,18 @@ def run(payload, memory_mb):
         detail = f": {str(exc)[:300]}" if str(exc) else ""
         return {"error": f"custom reward raised {type(exc).__name__}{detail}{where}"}
 
-cpu_s, memory_mb, output_mb = (int(arg) for arg in sys.argv[1:4])
+cpu_s, memory_mb, output_mb, processes = (int(arg) for arg in sys.argv[1:5])
+payload = json.loads(sys.stdin.buffer.read())
+reply = os.fdopen(os.dup(1), "w")
+drop_privileges()
 resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
 resource.setrlimit(resource.RLIMIT_FSIZE, (output_mb << 20, output_mb << 20))
+resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-payload = json.loads(sys.stdin.buffer.read())
 # The reply gets a private descriptor; prints from the user's code go to stderr.
-reply = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
+sys.stdin.close()
 reply.write(json.dumps(run(payload, memory_mb)))
 reply.close()
 """
@@ -85,6 +121,10 @@ reply.close()
 
 class CustomRewardError(Exception):
     """A custom reward failed; the message is meant for the user."""
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
 
 
 def run_custom_reward(
@@ -96,42 +136,100 @@ def run_custom_reward(
     cpu_s: int = 10,
     memory_mb: int = 512,
 ) -> list[float | None]:
-    """Call ``reward(completions, **kwargs)`` from ``code`` in a limited child process."""
+    """Call ``reward(completions, **kwargs)`` from ``code`` in a fresh sandbox (see the module)."""
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise CustomRewardError(INSTALL_HINT)
     try:
         payload = json.dumps({"code": code, "completions": completions, "kwargs": kwargs})
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise CustomRewardError(f"custom reward inputs are not plain JSON data: {exc}") from None
-    limits = [str(int(cpu_s)), str(int(memory_mb)), str(_OUTPUT_MB)]
-    with tempfile.TemporaryDirectory(prefix="tunedeck-reward-", ignore_cleanup_errors=True) as cwd:
-        stderr_path = Path(cwd, ".stderr")
-        with stderr_path.open("wb") as stderr:
+    limits = [str(int(cpu_s)), str(int(memory_mb)), str(_OUTPUT_MB), str(_MAX_PROCESSES)]
+    command = [*sandbox_prefix(bwrap), sys.executable, "-I", "-c", _CHILD, *limits]
+    with tempfile.TemporaryDirectory(prefix="tunedeck-reward-", ignore_cleanup_errors=True) as io:
+        paths = {name: Path(io, name) for name in ("in", "out", "err")}
+        paths["in"].write_text(payload, encoding="utf-8")
+        with (paths["in"].open("rb") as stdin, paths["out"].open("wb") as stdout,
+              paths["err"].open("wb") as stderr):
             process = subprocess.Popen(
-                [sys.executable, "-I", "-c", _CHILD, *limits],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                cwd=cwd,
-                env=dict(_CLEAN_ENV),
+                command, stdin=stdin, stdout=stdout, stderr=stderr,
+                cwd=io, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                 start_new_session=True,
             )
             try:
-                out, _ = process.communicate(payload.encode(), timeout=timeout_s)
+                process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                _kill_group(process)
-                process.communicate()
+                stop_sandbox(process)
                 raise CustomRewardError(f"custom reward timed out after {timeout_s:g} s") from None
             finally:
-                # Also ends anything the reward started in the background.
-                _kill_group(process)
-        reply = _read_reply(out, process.returncode, stderr_path, cpu_s=cpu_s)
+                stop_sandbox(process)
+        out = _head(paths["out"], _OUTPUT_MB << 20)
+        reply = _read_reply(out, process.returncode, paths["err"], cpu_s=cpu_s)
     if "error" in reply:
         raise CustomRewardError(str(reply["error"]))
     return _checked_rewards(reply.get("rewards"), len(completions))
 
 
-def _kill_group(process: subprocess.Popen) -> None:
+def sandbox_prefix(bwrap: str) -> list[str]:
+    """The ``bwrap`` arguments every custom reward runs under (see the module docstring)."""
+    args = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
+            "--setenv", "HOME", "/tmp"]
+    if os.geteuid() == 0:
+        # No user namespace: the child drops to nobody itself and needs these to do so.
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
+    else:
+        args += ["--unshare-user", "--uid", str(_NOBODY), "--gid", str(_NOBODY)]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        top = Path("/", name)
+        if top.is_symlink():
+            args += ["--symlink", os.readlink(top), str(top)]
+        elif top.is_dir():
+            args += ["--ro-bind", str(top), str(top)]
+    for root in _python_roots():
+        for parent in reversed(root.parents[:-1]):
+            args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", str(root), str(root)]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(_TMPFS_MB << 20), "--tmpfs", "/tmp"]
+    for private in _private_dirs():
+        # A data directory inside a bound path (say a venv next to it) is hidden under a tmpfs.
+        args += ["--tmpfs", str(private)]
+    return [*args, "--chdir", "/tmp"]
+
+
+def _python_roots() -> list[Path]:
+    """The Python installation outside /usr: prefixes and site-packages, outermost first."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix,
+                  str(Path(sys.executable).resolve().parent.parent),
+                  *(sysconfig.get_paths().get(key, "") for key in ("purelib", "platlib"))}
+    roots: list[Path] = []
+    for path in sorted({Path(c).resolve() for c in candidates if c}, key=lambda p: len(p.parts)):
+        outside_usr = path.is_dir() and path.parts[1:2] != ("usr",) and path != Path("/")
+        if outside_usr and not any(root == path or root in path.parents for root in roots):
+            roots.append(path)
+    return roots
+
+
+def _private_dirs() -> list[Path]:
+    data = settings.data_dir.expanduser().resolve()
+    bound = [Path("/usr"), *_python_roots()]
+    return [data] if any(b == data or b in data.parents for b in bound) else []
+
+
+def stop_sandbox(process: subprocess.Popen) -> None:
+    """SIGKILL the sandbox (its PID namespace goes with its bwrap) and reap it, with a deadline."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=_REAP_S)
+
+
+def _head(path: Path, limit: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(limit)
 
 
 def _read_reply(out: bytes, returncode: int, stderr_path: Path, *, cpu_s: int) -> dict:
@@ -141,6 +239,8 @@ def _read_reply(out: bytes, returncode: int, stderr_path: Path, *, cpu_s: int) -
         reply = None
     if isinstance(reply, dict) and ("error" in reply or "rewards" in reply):
         return reply
+    if returncode > 128 and (returncode - 128) in signal.valid_signals():
+        returncode = 128 - returncode  # bwrap reports a signalled reward as 128 + its number
     if returncode == -signal.SIGXCPU:
         return {"error": f"custom reward used more than its {cpu_s} s of CPU time"}
     if returncode < 0:
@@ -150,7 +250,9 @@ def _read_reply(out: bytes, returncode: int, stderr_path: Path, *, cpu_s: int) -
             name = str(-returncode)
         return {"error": f"custom reward process was killed by signal {name}"}
     message = f"custom reward process exited with code {returncode}"
-    tail = stderr_path.read_bytes()[-500:].decode("utf-8", "replace").strip()
+    with stderr_path.open("rb") as handle:
+        handle.seek(max(0, stderr_path.stat().st_size - 500))
+        tail = handle.read().decode("utf-8", "replace").strip()
     return {"error": f"{message}: {tail}" if tail else message}
 
 

@@ -25,7 +25,8 @@ import { baseLayout, colourAt, CONFIG, drawLegend, ema, flatRange, isCurve, metr
     queueNotice.hidden = run.status !== "queued";
     if (queueNotice.hidden) return;
     var waited = Date.now() + clockSkew - parseTime(run.published_at || run.created_at);
-    $("queue-hint").hidden = !(run.publish_count > 1 || waited > hintAfterMs);
+    $("queue-hint").hidden = !(queueNotice.hasAttribute("data-no-worker") ||
+                               run.publish_count > 1 || waited > hintAfterMs);
     var resent = run.publish_count - 1;
     var note = field(queueNotice, "resent");
     if (note) note.textContent = resent < 1 ? "" :

@@ -30,8 +30,10 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
+    # bypass_csp: Playwright's own string-evaluating helpers (wait_for_function) would trip the
+    # app's CSP; tests/e2e/test_security_headers.py checks the CSP in a context without it.
     return {**browser_context_args, "viewport": {"width": 1280, "height": 800},
-            "accept_downloads": True}
+            "accept_downloads": True, "bypass_csp": True}
 
 
 @pytest.fixture(autouse=True)

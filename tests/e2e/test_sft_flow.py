@@ -180,7 +180,9 @@ def test_a_new_run_appears_in_the_list_and_cancels_from_its_page(live_server, pa
     notice = page.locator("#queue-notice")
     expect(notice).to_contain_text("Waiting for a worker on queue nobody-listens.")
     hint = page.locator("#queue-hint")
-    expect(hint).to_be_hidden()  # just queued: a worker may yet take it
+    # No live worker consumes this queue: the page says so at once (domain/workers.py).
+    expect(notice).to_contain_text("No worker is listening on this queue right now.")
+    expect(hint).to_be_visible()
     with closing(sqlite3.connect(live_server.data_dir / "tunedeck.db")) as db, db:
         db.execute("UPDATE run SET publish_count = 3 WHERE id = ?", (run["id"],))  # re-sent twice
     expect(hint).to_contain_text("start one with tunedeck worker --queues nobody-listens")

@@ -24,7 +24,10 @@ ROWS = b"\n".join(json.dumps({"prompt": f"p{i} <img src=x onerror=alert(1)>",
 @pytest.fixture
 def auth_client(migrated_app, monkeypatch):
     monkeypatch.setattr(settings, "auth_token", TOKEN)
+    from app.core.ratelimit import AUTH_FAILURES
     from app.main import create_app
+
+    AUTH_FAILURES.clear()  # each test starts with no failed attempts on record
 
     with TestClient(create_app(), base_url="http://127.0.0.1") as client:
         yield client

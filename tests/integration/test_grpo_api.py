@@ -129,3 +129,51 @@ def test_grpo_run_page_lists_rewards_with_settings_escaped(client, dataset, monk
     client.post(f"/api/runs/{run['id']}/cancel")
     form = client.get("/runs/new?strategy=grpo&rewards=exact_answer:1").text
     assert 'id="reward-rows"' in form and "exact_answer:1" in form
+
+
+def test_a_hostile_dry_run_is_contained_and_answers_within_a_deadline(client, dataset, monkeypatch):
+    """The dry run at launch: code that reached the web process's secrets, database and PID
+    before gets nothing, and a daemon holding the reply open does not hang the request."""
+    import os
+    import time
+
+    monkeypatch.setattr(settings, "allow_custom_rewards", True)
+    database = settings.resolved_data_dir / "tunedeck.db"
+    code = f"""
+import os, signal, socket
+def reward(completions, **kwargs):
+    escaped = []
+    for path in ["/etc/shadow", "/proc/{os.getpid()}/environ", {str(database)!r}]:
+        try:
+            open(path, "rb").read(1)
+            escaped.append(path)
+        except OSError:
+            pass
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+        escaped.append("socket")
+    except OSError:
+        pass
+    try:
+        os.kill({os.getpid()}, signal.SIGSTOP)
+        escaped.append("signal")
+    except OSError:
+        pass
+    if os.fork() == 0:
+        os.setsid()
+        os.execvp("sleep", ["sleep", "615.25"])
+    raise ValueError(f"escaped={{escaped}}")
+"""
+    before = run_count(client)
+    started = time.monotonic()
+    response = launch(client, dataset, [custom(code)])
+    assert time.monotonic() - started < 60
+    assert response.status_code == 422, response.text
+    assert "custom reward raised ValueError: escaped=[]" in response.json()["detail"]
+    assert run_count(client) == before
+
+    hanging = "import time\ndef reward(completions, **kwargs):\n    time.sleep(600)\n"
+    started = time.monotonic()
+    response = launch(client, dataset, [custom(hanging)])
+    assert time.monotonic() - started < 60
+    assert response.status_code == 422 and "timed out" in response.json()["detail"]

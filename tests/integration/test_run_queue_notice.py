@@ -43,6 +43,9 @@ def notice_text(page: str) -> str:
 
 
 def test_a_fresh_queued_run_names_its_queue_and_holds_back_the_hint(client, db):
+    from app.domain.workers import forget_presence, record_presence
+
+    record_presence(db, "gpu3@box", ["gpu-3", "training"])  # a live worker serves the queue
     run = make_run(db, queue="gpu-3")
     page = client.get(f"/runs/{run.id}").text
     assert " hidden" not in tag(page, "queue-notice")
@@ -51,6 +54,17 @@ def test_a_fresh_queued_run_names_its_queue_and_holds_back_the_hint(client, db):
 
     body = client.get(f"/api/runs/{run.id}").json()
     assert (body["queue"], body["publish_count"]) == ("gpu-3", 1) and body["published_at"]
+    assert 'id="no-worker"' not in page
+    forget_presence(db, "gpu3@box")
+
+
+def test_a_queue_no_live_worker_serves_is_said_at_once(client, db):
+    run = make_run(db, queue="gpu-7")  # just published, and no worker listens on gpu-7
+    page = client.get(f"/runs/{run.id}").text
+    assert "No worker is listening on this queue right now." in notice_text(page)
+    assert " hidden" not in tag(page, "queue-hint")
+    assert "data-no-worker" in tag(page, "queue-notice")
+    assert "start one with tunedeck worker --gpus 7;" in notice_text(page)
 
 
 def test_a_long_queued_run_says_which_worker_to_start(client, db):

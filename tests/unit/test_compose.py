@@ -117,3 +117,15 @@ def test_environment_points_everything_at_the_shared_services(compose):
     for name in compose["services"]["web"]["environment"]:
         if name.startswith("TUNEDECK_"):
             assert name.removeprefix("TUNEDECK_").lower() in Settings.model_fields, name
+
+
+def test_images_run_unprivileged_with_the_sandbox_and_a_required_database_password(compose):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    users = re.findall(r"^USER (\S+)", dockerfile, flags=re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    assert "bubblewrap" in dockerfile
+    assert "bubblewrap" in (ROOT / ".ci" / "run").read_text()
+    password = compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:\?.+\}", password)
+    url = compose["services"]["web"]["environment"]["TUNEDECK_DATABASE_URL"]
+    assert "${POSTGRES_PASSWORD:?" in url and ":-" not in url

@@ -364,3 +364,30 @@ def test_demo_dataset_is_generated_and_correct():
     [function], _ = build_reward_functions(validate_reward_config([{"name": "exact_answer"}]))
     answers = [row["answer"] for row in rows]
     assert function(completions=[f"#### {a}" for a in answers], answer=answers) == [1.0] * 200
+
+
+@pytest.mark.parametrize(("pattern", "text"), [
+    (r"^(\w+\s?)*$", "a" * 40 + "!"),  # the probe's pattern: hangs the re module for hours
+    (r"^(a|a)*$", "a" * 40 + "!"),  # backtracks catastrophically in the regex module as well
+])
+def test_a_catastrophic_pattern_ends_within_a_deadline(pattern, text):
+    """Run in a child: a pattern stuck in the regex engine holds the GIL, so only a process
+    deadline can fail this test instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    script = f"""
+from app.domain.rewards import RewardConfigError, build_reward_functions, validate_reward_config
+config = validate_reward_config([{{"name": "regex_match", "params": {{"pattern": {pattern!r}}}}}])
+[function], _ = build_reward_functions(config)
+try:
+    print("score", function(prompts=["p"], completions=[{text!r}], completion_ids=[[1]]))
+except RewardConfigError as exc:
+    print("refused", exc)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("score [0.0]") or (
+        out.startswith("refused regex_match: pattern") and "took more than 1 s" in out), out

@@ -116,9 +116,9 @@ def test_the_child_sees_no_secrets_and_an_empty_working_directory(monkeypatch):
     code = """
 import os
 def reward(completions, **kwargs):
-    leaked = "s3cret" in open("/proc/self/environ").read() or "TUNEDECK_AUTH_TOKEN" in os.environ
-    return [float(leaked), float(sorted(os.environ) == ["LANG", "PATH"]),
-            float(os.listdir(".") == [".stderr"])]
+    return [float("TUNEDECK_AUTH_TOKEN" in os.environ),
+            float(set(os.environ) <= {"HOME", "LANG", "LC_CTYPE", "PATH", "PWD"}),
+            float(os.listdir(".") == [])]
 """
     assert run_custom_reward(code, ["a", "b", "c"], {}) == [0.0, 1.0, 1.0]
 
@@ -139,14 +139,24 @@ def test_processes_started_by_the_reward_are_killed():
     code = """
 import subprocess
 def reward(completions, **kwargs):
-    return [float(subprocess.Popen(["sleep", "30"]).pid)]
+    subprocess.Popen(["sleep", "612.75"])
+    return [1.0]
 """
-    [pid] = run_custom_reward(code, ["a"], {})
-    status = Path(f"/proc/{int(pid)}/status")
-    deadline = time.monotonic() + 5
-    while status.exists() and "State:\tZ" not in status.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not status.exists() or "State:\tZ" in status.read_text()
+    assert run_custom_reward(code, ["a"], {}) == [1.0]
+
+    def sleeping() -> bool:
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if b"612.75" in cmdline.read_bytes():
+                    return True
+            except OSError:
+                continue
+        return False
+
+    deadline = time.monotonic() + 10
+    while sleeping() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sleeping()
 
 
 def test_trl_style_call_passes_text_and_json_columns_only():

@@ -14,9 +14,11 @@ from app.api.deps import SessionDep, StoreDep
 from app.api.queue_notice import queue_notice
 from app.api.templating import templates
 from app.core.config import settings
+from app.core.numbers import parse_count
 from app.core.paths import DEMO_DATA_DIR
+from app.domain import workers
 from app.domain.datasets.formats import DatasetError
-from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run, utcnow
+from app.domain.models import Checkpoint, Dataset, DatasetStatus, Run, RunStatus, utcnow
 from app.domain.sweeps import LOGGED_METRICS
 from app.services.datasets import records as dataset_service
 from app.services.jobs import clone, launch, launch_fit, run_list
@@ -110,10 +112,9 @@ def runs_page(request: Request, session: SessionDep, status: str | None = None,
     filters: dict[str, Any] = {
         "status": status if status in RUN_FILTER_STATUSES else None,
         "strategy": strategy if strategy in ("sft", "grpo", "dpo") else None,
-        "dataset_id": int(dataset_id) if dataset_id and dataset_id.isdigit() else None,
+        "dataset_id": parse_count(dataset_id),
         "q": (q or "").strip()[:200] or None,
-        "sweep_id": int(sweep_id) if sweep_id and sweep_id.isdigit() and len(sweep_id) < 10
-        else None,
+        "sweep_id": parse_count(sweep_id),
     }
     start = int(offset) if offset and offset.isdigit() and len(offset) < 10 else 0
     cursor = utcnow()  # the page's first poll asks only for what changed after this render
@@ -184,7 +185,9 @@ def run_page(run_id: int, request: Request, session: SessionDep) -> HTMLResponse
     checkpoints = session.scalars(
         select(Checkpoint).where(Checkpoint.run_id == run.id).order_by(Checkpoint.step))
     return _page(request, "runs/detail.html", run=public, dataset=run.dataset,
-                 checkpoints=list(checkpoints), queue_notice=queue_notice(public),
+                 checkpoints=list(checkpoints),
+                 queue_notice=queue_notice(public, no_worker=run.status == RunStatus.queued
+                                           and run.queue not in workers.live_queues(session)),
                  model_name=helpers.model_label(run.base_model, helpers.catalogue()),
                  reward_descriptions=helpers.reward_descriptions(),
                  eval_datasets=evaluation_service.dataset_choices(session, run=run))

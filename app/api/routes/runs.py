@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import func, select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
-from app.domain import metrics
+from app.api.queue_notice import worker_command_for
+from app.domain import metrics, workers
 from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Dataset, Sample
@@ -29,7 +30,9 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
     if dataset is None:
         raise NotFound(f"dataset {body.dataset_id} not found")
     run = launch.launch_run(session, dataset=dataset, spec=body)
-    return launch.run_public(session, run)
+    public = launch.run_public(session, run)
+    warning = workers.no_worker_warning(session, run.queue, worker_command_for(run.queue))
+    return public.model_copy(update={"warnings": [warning] if warning else []})
 
 
 StatusFilter = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$")

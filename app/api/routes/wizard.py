@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.api.deps import SessionDep, StoreDep
 from app.api.templating import templates
 from app.core.config import settings
+from app.core.numbers import parse_count
 from app.core.paths import DEMO_DATA_DIR
 from app.domain.errors import NotFound
 from app.domain.models import Dataset
@@ -63,8 +64,8 @@ def wizard_page(request: Request, session: SessionDep) -> HTMLResponse:
     dataset = None
     raw_dataset = query.get("dataset_id", "")
     if raw_dataset:
-        readable = raw_dataset.isdigit() and len(raw_dataset) < 18  # beyond: not an id
-        dataset = session.get(Dataset, int(raw_dataset)) if readable else None
+        dataset_id = parse_count(raw_dataset)
+        dataset = session.get(Dataset, dataset_id) if dataset_id is not None else None
         if dataset is None:
             notice = {"kind": "warn", "message": f"Dataset {raw_dataset} does not exist (any more):"
                                                  " type the number of examples instead."}

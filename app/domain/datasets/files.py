@@ -174,6 +174,10 @@ class RowStream:
         text = "".join(line for _, line in self._lines())
         try:
             data = json.loads(text)
+        except RecursionError:  # the JSON reader recurses once per level of [ or {
+            raise DatasetError(
+                "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
+                "a dataset row holds text, or a list of {role, content} messages") from None
         except json.JSONDecodeError as exc:
             if exc.msg.startswith("Extra data"):  # JSON lines holding lists
                 return None
@@ -212,6 +216,10 @@ class RowStream:
                 _check_size_at(count, number, len(line.encode()), self.max_row_bytes)
             try:
                 row = json.loads(line)
+            except RecursionError:  # the JSON reader recurses once per level of [ or {
+                raise DatasetError(
+                    "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
+                    "a dataset row holds text, or a list of {role, content} messages") from None
             except json.JSONDecodeError as exc:
                 if not count and isinstance(self._whole_json_or_none(), dict):
                     raise DatasetError(
@@ -508,7 +516,7 @@ def _row_size(row: dict, limit: int) -> int:
 def _loads_or_none(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # too deep to be messages: stays text
         return None
 
 

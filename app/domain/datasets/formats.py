@@ -178,6 +178,8 @@ def _messages_problem(value: Any) -> str | None:
 def _json_problem(text: str) -> str:
     try:
         json.loads(text)
+    except RecursionError:
+        return "nests lists or objects too deeply"
     except json.JSONDecodeError as exc:
         return f"is not valid JSON: {exc.msg} at char {exc.pos}"
     return "is not a JSON list of {role, content} objects"

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import regex
+
 from app.domain.rewards.extract import (
     answers_equal,
     extract_answer,
@@ -21,7 +23,7 @@ from app.domain.rewards.extract import (
     tag_blocks,
     target_answer,
 )
-from app.domain.rewards.tags import ReasoningTags
+from app.domain.rewards.tags import ReasoningTags, RewardConfigError
 
 Params = Mapping[str, Any]
 Row = Mapping[str, Any]
@@ -115,18 +117,33 @@ def check_tag_count(params: Params) -> str | None:
     return None
 
 
+# Seconds one user pattern may spend on one completion: a catastrophically backtracking pattern
+# (say ^(a|a)*$) would otherwise pin the training process inside the regex engine for ever.
+PATTERN_TIMEOUT_S = 1.0
+
+
 def regex_match(text: str, row: Row, params: Params, tags: ReasoningTags) -> float:
-    if params["full_match"]:
-        return 1.0 if re.fullmatch(params["pattern"], text.strip()) else 0.0
-    return 1.0 if re.search(params["pattern"], text) else 0.0
+    pattern = params["pattern"]
+    try:
+        if params["full_match"]:
+            matched = regex.fullmatch(pattern, text.strip(), timeout=PATTERN_TIMEOUT_S)
+        else:
+            matched = regex.search(pattern, text, timeout=PATTERN_TIMEOUT_S)
+    except TimeoutError:
+        raise RewardConfigError(
+            f"regex_match: pattern {pattern!r} took more than {PATTERN_TIMEOUT_S:g} s on one "
+            f"completion ({len(text):,} characters): it backtracks catastrophically; avoid "
+            "nested or overlapping repeats such as (a|a)* or (\\w+\\s?)*"
+        ) from None
+    return 1.0 if matched else 0.0
 
 
 def check_regex_match(params: Params) -> str | None:
     if not params["pattern"]:
         return "pattern is empty: give a regular expression, e.g. '\\d+'"
     try:
-        re.compile(params["pattern"])
-    except re.error as exc:
+        regex.compile(params["pattern"])
+    except (regex.error, re.error) as exc:
         return f"pattern is not a valid regular expression: {exc}"
     return None
 

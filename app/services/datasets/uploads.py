@@ -12,6 +12,7 @@ from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from app.core.numbers import parse_count
 from app.domain.errors import BadRequest, TooLarge
 
 
@@ -21,6 +22,11 @@ class UploadTooLarge(TooLarge):
             f"the upload is larger than the {limit_bytes // (1024 * 1024)} MB limit "
             "(TUNEDECK_MAX_UPLOAD_MB): split the dataset or raise the limit"
         )
+
+
+# Form fields besides the file: each, and all of them together.
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS_BYTES = 256 * 1024
 
 
 class UploadInvalid(BadRequest):
@@ -46,7 +52,8 @@ async def receive_upload(
     if content_type != b"multipart/form-data" or b"boundary" not in params:
         raise UploadInvalid(f"send the file as multipart/form-data in a field named '{file_field}'")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+    declared_bytes = parse_count(declared)
+    if declared_bytes is not None and declared_bytes > max_bytes + 64 * 1024:
         raise UploadTooLarge(max_bytes)
 
     received = ReceivedUpload()
@@ -58,6 +65,7 @@ async def receive_upload(
         "file": None,
         "value": bytearray(),
         "size": 0,
+        "fields_size": 0,
     }
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
@@ -87,9 +95,15 @@ async def receive_upload(
             if state["size"] > max_bytes:
                 raise UploadTooLarge(max_bytes)
             state["file"].write(data[start:end])
-        elif len(state["value"]) + (end - start) > 64 * 1024:
-            raise UploadInvalid(f"form field '{state['name']}' is too long")
+        elif len(state["value"]) + (end - start) > MAX_FIELD_BYTES:
+            raise UploadInvalid(f"form field '{state['name'][:60]}' is over the "
+                                f"{MAX_FIELD_BYTES >> 10} KB limit for a field")
         else:
+            state["fields_size"] += end - start
+            if state["fields_size"] > MAX_FIELDS_BYTES:
+                raise UploadInvalid(f"the form fields besides the file are over "
+                                    f"{MAX_FIELDS_BYTES >> 10} KB together: send the file and "
+                                    "its name only")
             state["value"] += data[start:end]
 
     def on_part_end() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -15,7 +16,7 @@ from app.core.storage import store
 from app.domain import checkpoints, notify, placement, run_phases, runs
 from app.domain.catalogue import CATALOGUE
 from app.domain.datasets.formats import DatasetError, check_format_for_strategy
-from app.domain.errors import Invalid
+from app.domain.errors import Busy, Invalid
 from app.domain.evaluations import reward_column_problem
 from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Dataset, DatasetStatus, Run
@@ -29,6 +30,10 @@ from app.schemas import CheckpointPublic, RunCreate, RunPublic
 from app.services.jobs import runs as run_service
 from app.services.jobs.length_checks import prompt_length_problem
 
+# Dry runs at once: each is a bubblewrap sandbox of its own (never the web process), and a
+# request waits for its answer, so a flood of launches must not tie up the server's threads.
+DRY_RUNS = threading.BoundedSemaphore(2)
+DRY_RUN_WAIT_S = 5
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -152,11 +157,20 @@ def validate_rewards(spec: RunCreate, dataset: Dataset) -> None:
 
 
 def dry_run_custom_reward(code: str, dataset: Dataset) -> None:
-    """Call the pasted reward on two dataset rows now, so that a broken one never gets queued."""
+    """Call the pasted reward on two dataset rows now, so that a broken one never gets queued.
+
+    The code runs in its own sandbox process with the limits training uses (domain/sandbox.py);
+    this request only waits for its answer, for at most the sandbox's deadline."""
+    rows = grpo_rows(read_dataset_rows(store, dataset, limit=2))
+    if not DRY_RUNS.acquire(timeout=DRY_RUN_WAIT_S):
+        raise Busy("reward_functions: custom: other custom rewards are being checked right now; "
+                   "launch again in a few seconds")
     try:  # as training will see them: a completion column arrives as "answer"
-        dry_run(code, grpo_rows(read_dataset_rows(store, dataset, limit=2)))
+        dry_run(code, rows)
     except CustomRewardError as exc:
         raise LaunchError(f"reward_functions: custom: {exc} (dry run on 2 dataset rows)") from exc
+    finally:
+        DRY_RUNS.release()
 
 
 def validate_placement(session: Session, spec: RunCreate, hyperparameters: dict) -> None:

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlencode
 
+from app.core.numbers import parse_count
 from app.domain.datasets.formats import FORMAT_LABELS, STRATEGY_FORMATS
 from app.domain.errors import Invalid
 from app.domain.rewards import reasoning_system_prompt
@@ -65,7 +66,7 @@ def parse_answers(query: Mapping[str, str]) -> StrategyAnswers:
     return StrategyAnswers(
         labelled=flag("labelled"),
         verifiable=flag("verifiable"),
-        num_examples=int(raw_count) if raw_count.isdigit() else None,
+        num_examples=parse_count(raw_count),
         reasoning_helps=flag("reasoning_helps"),
     )
 

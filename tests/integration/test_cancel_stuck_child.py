@@ -1,0 +1,61 @@
+"""Cancel works whatever the training process is doing: the worker watches the cancel flag and,
+past the grace period, terminates the child's process group, then kills it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from app.core.config import settings
+from app.core.db import session_scope
+from app.domain.models import Run, RunStatus
+from tests.factories import add_run
+from worker import tasks
+
+STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
+POLITE = "import time\ntime.sleep(600)\n"
+
+
+@pytest.fixture
+def running_run(migrated_app, monkeypatch):
+    monkeypatch.setattr(settings, "cancel_grace_s", 1.0)
+    monkeypatch.setattr(tasks, "KILL_AFTER_TERM_S", 2)
+    with session_scope() as session:
+        run = add_run(session, status=RunStatus.running, name="stuck")
+        return run.id
+
+
+def set_cancel(run_id: int) -> None:
+    with session_scope() as session:
+        session.get(Run, run_id).cancel_requested = True
+
+
+def start(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], preexec_fn=tasks._die_with_parent)
+
+
+@pytest.mark.parametrize(("code", "exit_code"), [(POLITE, -signal.SIGTERM),
+                                                 (STUBBORN, -signal.SIGKILL)])
+def test_a_cancelled_child_is_terminated_then_killed_within_a_deadline(running_run, code,
+                                                                        exit_code):
+    child = start(code)
+    set_cancel(running_run)
+    started = time.monotonic()
+    try:
+        returned = tasks.wait_heartbeating(
+            child, Run, running_run, cancelled=lambda: tasks._cancel_requested(running_run))
+    finally:
+        child.kill()
+    assert returned == exit_code
+    assert time.monotonic() - started < 60
+
+
+def test_without_a_cancel_the_child_runs_to_its_end(running_run):
+    child = start("import time\ntime.sleep(3)\n")
+    code = tasks.wait_heartbeating(child, Run, running_run,
+                                   cancelled=lambda: tasks._cancel_requested(running_run))
+    assert code == 0
