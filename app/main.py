@@ -25,6 +25,7 @@ from app.api.routes import (
     pages,
     run_files,
     runs,
+    trackers,
 )
 from app.api.routes import auth as auth_routes
 from app.api.routes import compare as compare_routes
@@ -90,6 +91,7 @@ def create_app() -> FastAPI:
     app.include_router(compare_routes.router)
     app.include_router(run_files.router)
     app.include_router(notifications.router)
+    app.include_router(trackers.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

@@ -101,6 +101,7 @@ def main(run_id: int) -> int:
         # Only now: these import transformers/TRL, which unsloth must patch first.
         from worker.model_sync import share_catalogue_model
         from worker.reporting import DbReporter
+        from worker.trackers import with_trackers
         from worker.training.backends import resolve_backend, train
 
         with session_scope() as session:
@@ -118,9 +119,16 @@ def main(run_id: int) -> int:
                 raise LookupError(f"run {run_id} not found")
             job, output_key = build_job(run)
             job.backend = run.backend  # "auto" resolved above, by what this process imported
-        reporter = DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key)
-        result = train(job, reporter)
-        reporter.flush()
+        reporter = with_trackers(
+            DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key),
+            run_id=run_id, output_dir=job.output_dir, store=store)
+        try:
+            result = train(job, reporter)
+            reporter.flush()
+        except BaseException:
+            reporter.close(ok=False)
+            raise
+        reporter.close(ok=True)
     except Exception as exc:  # the run records why; the worker stays up
         traceback.print_exc()
         with session_scope() as session:

@@ -129,6 +129,10 @@ class Run(Base):
     resume_points: Mapped[list[Any] | None] = mapped_column(JSON, default=list)
     # Where to notify when it ends (Apprise URLs); None: the server's TUNEDECK_NOTIFY_URLS.
     notify_urls: Mapped[list[str] | None] = mapped_column(JSON)
+    # Metric mirrors ({"mlflow": {"tracking_uri", "experiment"}, "tensorboard": bool}) and, per
+    # tracker, how mirroring goes ({"state": "ok"|"failing", "error", ...}: domain/trackers.py).
+    trackers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tracker_status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(
