@@ -62,8 +62,12 @@ class MlflowSink:
     def open(self) -> dict[str, Any]:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(MLFLOW_TIMEOUT_S))
-        from mlflow.entities import Param
-        from mlflow.tracking import MlflowClient
+        try:
+            from mlflow.entities import Param
+            from mlflow.tracking import MlflowClient
+        except ImportError as exc:
+            raise RuntimeError("the worker has no MLflow client: pip install "
+                               "'tunedeck[trackers]' (mlflow-skinny) where it runs") from exc
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
         if self.mlflow_run_id is None:
@@ -102,7 +106,11 @@ class TensorBoardSink:
         self.writer = None
 
     def open(self) -> dict[str, Any]:
-        from tensorboardX import SummaryWriter
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as exc:
+            raise RuntimeError("the worker has no TensorBoard writer: pip install "
+                               "'tunedeck[trackers]' (tensorboardX) where it runs") from exc
 
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10)
