@@ -1,6 +1,7 @@
 /* New run form: strategy sections, base model "other", submit as JSON, errors at the field. */
 import { TuneDeck } from "/static/app.js";
 import { Grpo } from "/static/run_new_grpo.js";
+import { Trackers } from "/static/run_new_trackers.js";
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -157,6 +158,8 @@ import { Grpo } from "/static/run_new_grpo.js";
     }
     var queue = form.elements.queue ? form.elements.queue.value.trim() : "";
     if (queue) body.queue = queue;
+    var trackers = Trackers.collect(form);
+    if (trackers) body.trackers = trackers;
     // GRPO's reward rows come from its own section (strategy_grpo.html, run_new_grpo.js).
     if (body.strategy === "grpo" && Grpo) {
       var rewards = Grpo.collect();
