@@ -29,6 +29,7 @@ from app.api.routes import (
     pages,
     run_files,
     runs,
+    trackers,
 )
 from app.api.routes import auth as auth_routes
 from app.api.routes import clone as clone_routes
@@ -109,6 +110,7 @@ def create_app() -> FastAPI:
     app.include_router(queue_routes.router)
     app.include_router(sweep_routes.router)
     app.include_router(annotation_routes.router)
+    app.include_router(trackers.router)
     # Added last = runs first: Host check, then auth/CSRF (core/security.py).
     app.add_middleware(
         security.SecurityMiddleware,

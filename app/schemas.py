@@ -51,6 +51,28 @@ class RewardFunctionIn(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class MlflowMirrorIn(BaseModel):
+    """Mirror the run's metrics to an MLflow tracking server (TuneDeck's database stays the
+    source of truth; an unreachable server is a health warning, never a failed run)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str = Field(min_length=1, max_length=2000, pattern=r"^https?://\S+$",
+                              examples=["http://127.0.0.1:5000"])
+    experiment: str = Field(default="tunedeck", min_length=1, max_length=200)
+
+
+class TrackersIn(BaseModel):
+    """Where the run's metrics are mirrored; leave out for the server's defaults
+    (TUNEDECK_MLFLOW_TRACKING_URI, TUNEDECK_TENSORBOARD), {} for none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mlflow: MlflowMirrorIn | None = None
+    # TensorBoard event files in the run's data, downloadable as a zip from the run page.
+    tensorboard: bool = False
+
+
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -120,6 +142,8 @@ class SweepCreate(BaseModel):
     concurrency: int = Field(default=1, ge=1, le=64)
     continue_on_error: bool = True
     seed: int = 0
+    # Metric mirrors (MLflow, TensorBoard); None: the server's defaults.
+    trackers: TrackersIn | None = None
 
 
 class RunPublic(BaseModel):
@@ -169,6 +193,10 @@ class RunPublic(BaseModel):
     wall_seconds: float | None = None
     # One {"step", "at"} per resume: the checkpoint step the run continued from.
     resume_points: list[dict[str, Any]] = Field(default_factory=list)
+    # Metric mirrors fixed at launch, and per tracker how mirroring goes ("ok" / "failing" with
+    # the error; a failing one is also a health warning).
+    trackers: dict[str, Any] | None = None
+    tracker_status: dict[str, Any] | None = None
 
     @field_validator("resume_points", "tags", mode="before")
     @classmethod

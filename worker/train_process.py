@@ -118,6 +118,7 @@ def main(run_id: int) -> int:
         # Only now: these import transformers/TRL, which unsloth must patch first.
         from worker.model_sync import share_catalogue_model
         from worker.reporting import DbReporter, RankReporter
+        from worker.trackers import with_trackers
         from worker.training.backends import resolve_backend, train
 
         with session_scope() as session:
@@ -137,11 +138,20 @@ def main(run_id: int) -> int:
                 raise LookupError(f"run {run_id} not found")
             job, output_key = build_job(run)
             job.backend = backend  # "auto" resolved above, by what this process imported
-        reporter = DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key)
-        if world_size > 1:
-            reporter = RankReporter(reporter if rank == 0 else None)
-        result = train(job, reporter)
-        reporter.flush()
+        # Rank 0 alone reports (and mirrors to trackers); the other ranks only follow its cancel.
+        inner = with_trackers(
+            DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key),
+            run_id=run_id, output_dir=job.output_dir, store=store) if rank == 0 else None
+        reporter = RankReporter(inner) if world_size > 1 else inner
+        try:
+            result = train(job, reporter)
+            reporter.flush()
+        except BaseException:
+            if inner is not None:
+                inner.close(ok=False)
+            raise
+        if inner is not None:
+            inner.close(ok=True)
     except Exception as exc:  # the run records why; the worker stays up
         traceback.print_exc()
         if world_size == 1:

@@ -8,6 +8,7 @@ from fastapi.templating import Jinja2Templates
 from app.api import page_helpers as helpers
 from app.core import security
 from app.core.paths import TEMPLATES_DIR
+from app.domain import trackers
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR,
                             context_processors=[security.template_context])
@@ -17,3 +18,5 @@ templates.env.filters.update(
     inline_code=helpers.inline_code,
 )
 templates.env.globals.update(token_summary=helpers.token_summary)
+# The launch form's tracker fields start from the server's defaults (app/domain/trackers.py).
+templates.env.globals.update(tracker_defaults=trackers.server_defaults)

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     notify_backoff_s: float = Field(default=2.0, ge=0)
     notify_timeout_s: float = Field(default=10.0, gt=0)
 
+    # Metric mirrors every run gets unless its request says otherwise (worker/trackers.py):
+    # an MLflow tracking server (http(s) URL; empty for none) and its experiment, and
+    # TensorBoard event files in the run's data.
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment: str = "tunedeck"
+    tensorboard: bool = False
+
     @field_validator("notify_urls", mode="before")
     @classmethod
     def _parse_notify_urls(cls, value: object) -> object:

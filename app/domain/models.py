@@ -160,6 +160,10 @@ class Run(Base):
     # Set on every UPDATE through SQLAlchemy: the runs list's poll asks for what changed since.
     updated_at: Mapped[datetime | None] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True)
+    # Metric mirrors ({"mlflow": {"tracking_uri", "experiment"}, "tensorboard": bool}) and, per
+    # tracker, how mirroring goes ({"state": "ok"|"failing", "error", ...}: domain/trackers.py).
+    trackers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    tracker_status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(

@@ -3,6 +3,7 @@ import { TuneDeck } from "/static/app.js";
 import { Grpo } from "/static/run_new_grpo.js";
 import { Placement } from "/static/placement.js";
 import { Sweep } from "/static/run_new_sweep.js";
+import { Trackers } from "/static/run_new_trackers.js";
 (function () {
   "use strict";
   var form = document.getElementById("run-form");
@@ -161,6 +162,8 @@ import { Sweep } from "/static/run_new_sweep.js";
     }
     var queue = form.elements.queue ? form.elements.queue.value.trim() : "";
     if (queue) body.queue = queue;
+    var trackers = Trackers.collect(form);
+    if (trackers) body.trackers = trackers;
     // GRPO's reward rows come from its own section (strategy_grpo.html, run_new_grpo.js).
     if (body.strategy === "grpo" && Grpo) {
       var rewards = Grpo.collect();

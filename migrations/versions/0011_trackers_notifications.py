@@ -1,4 +1,4 @@
-"""notifications: a run's own notification URLs, and one row per message sent (or failing)
+"""trackers and notifications: a run's metric mirrors and their status, its own notification URLs, and one row per message sent (or failing)
 
 Revision ID: 0011_trackers_notifications
 Revises: 0007
@@ -16,6 +16,8 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("run", schema=None) as batch_op:
         batch_op.add_column(sa.Column("notify_urls", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("trackers", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("tracker_status", sa.JSON(), nullable=True))
     op.create_table(
         "notification",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -37,4 +39,6 @@ def downgrade() -> None:
     op.drop_index("ix_notification_run_id", table_name="notification")
     op.drop_table("notification")
     with op.batch_alter_table("run", schema=None) as batch_op:
+        batch_op.drop_column("tracker_status")
+        batch_op.drop_column("trackers")
         batch_op.drop_column("notify_urls")

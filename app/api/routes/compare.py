@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from app.api.deps import RunDep, SessionDep
 from app.api.templating import templates
 from app.core.db import SessionLocal
+from app.domain import trackers
 from app.services.compare import comparison as compare
 from app.services.compare import export as compare_export
 from app.services.compare import health
@@ -109,7 +110,8 @@ def get_run_health(run: RunDep, session: SessionDep) -> list[dict]:
     logged = compare_series.metric_names(session, runs=[run])[run.id]
     wanted = [name for name in compare.HEALTH_METRICS if name in logged]
     series = compare_series.read_raw(session, run_id=run.id, names=wanted)
-    return [asdict(flag) for flag in health.check_health(series)]
+    # An unreachable tracker (MLflow, TensorBoard) is a warning here too: app/domain/trackers.py.
+    return [asdict(flag) for flag in health.check_health(series)] + trackers.health_flags(run)
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

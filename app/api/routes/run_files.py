@@ -24,6 +24,7 @@ def run_request(run: Run) -> dict[str, Any]:
         reward_functions=run.reward_functions or [],
         backend=run.requested_backend,  # type: ignore[arg-type]
         queue=run.queue,
+        trackers=run.trackers,
     )
     return request.model_dump(mode="json", exclude_none=True)
 

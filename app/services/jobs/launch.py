@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import settings
 from app.core.storage import store
-from app.domain import checkpoints, notify, placement, run_phases, runs
+from app.domain import checkpoints, notify, placement, run_phases, runs, trackers
 from app.domain.catalogue import CATALOGUE
 from app.domain.datasets.formats import DatasetError, check_format_for_strategy
 from app.domain.errors import Busy, Invalid
@@ -214,7 +214,9 @@ def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
     )
     if spec.notify_urls is not None:  # its own targets instead of TUNEDECK_NOTIFY_URLS
         run.notify_urls = spec.notify_urls
-        session.commit()
+    run.trackers = trackers.run_trackers(
+        spec.trackers.model_dump(mode="json") if spec.trackers is not None else None)
+    session.commit()
     runs.enqueue(run)
     return run
 
