@@ -11,10 +11,9 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import (
-    POSTGRES_URL,
     REDIS_URL,
-    reset_postgres,
     reset_redis,
+    scratch_postgres,
     start_server,
     stop_server,
 )
@@ -81,10 +80,13 @@ def test_one_worker_takes_three_waiting_runs_by_priority():
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_two_workers_on_redis_take_the_best_runs_first():
-    reset_postgres()
-    reset_redis()
+    # A database and a Redis db of its own: a session-wide live server's worker on the shared
+    # ones would claim the first run before this test's workers start.
+    database = scratch_postgres("priority")
+    redis_url = REDIS_URL.rsplit("/", 1)[0] + "/" + str((int(REDIS_URL.rsplit("/", 1)[1]) + 1) % 16)
+    reset_redis(redis_url)
     server = start_server("priority-postgres", worker=False, extra_env={
-        "TUNEDECK_DATABASE_URL": POSTGRES_URL, "TUNEDECK_BROKER_URL": REDIS_URL})
+        "TUNEDECK_DATABASE_URL": database, "TUNEDECK_BROKER_URL": redis_url})
     try:
         _three_runs_in_priority_order(server, workers=2)
     finally:
