@@ -90,6 +90,8 @@ class RunCreate(BaseModel):
         default=None, max_length=20, examples=[["ntfy://ntfy.sh/my-topic"]])
     # Higher first among the runs waiting on the same queue; ties go by age.
     priority: int = Field(default=0, ge=-1000, le=1000)
+    # Metric mirrors (MLflow, TensorBoard); None: the server's defaults.
+    trackers: TrackersIn | None = None
 
 
 class RunClone(BaseModel):
@@ -142,8 +144,6 @@ class SweepCreate(BaseModel):
     concurrency: int = Field(default=1, ge=1, le=64)
     continue_on_error: bool = True
     seed: int = 0
-    # Metric mirrors (MLflow, TensorBoard); None: the server's defaults.
-    trackers: TrackersIn | None = None
 
 
 class RunPublic(BaseModel):
