@@ -175,9 +175,7 @@ class RowStream:
         try:
             data = json.loads(text)
         except RecursionError:  # the JSON reader recurses once per level of [ or {
-            raise DatasetError(
-                "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
-                "a dataset row holds text, or a list of {role, content} messages") from None
+            raise _too_deep() from None
         except json.JSONDecodeError as exc:
             if exc.msg.startswith("Extra data"):  # JSON lines holding lists
                 return None
@@ -217,9 +215,7 @@ class RowStream:
             try:
                 row = json.loads(line)
             except RecursionError:  # the JSON reader recurses once per level of [ or {
-                raise DatasetError(
-                    "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
-                    "a dataset row holds text, or a list of {role, content} messages") from None
+                raise _too_deep() from None
             except json.JSONDecodeError as exc:
                 if not count and isinstance(self._whole_json_or_none(), dict):
                     raise DatasetError(
@@ -511,6 +507,12 @@ def _row_size(row: dict, limit: int) -> int:
     # Characters bound UTF-8 bytes within 4x, so encode only rows that could be over the limit.
     chars = json.dumps(row, ensure_ascii=False, default=str)
     return len(chars) if len(chars) * 4 <= limit else len(chars.encode())
+
+
+def _too_deep() -> DatasetError:
+    return DatasetError(
+        "the file nests lists or objects too deeply (hundreds of levels of [ or {): "
+        "a dataset row holds text, or a list of {role, content} messages")
 
 
 def _loads_or_none(text: str) -> Any:
