@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.domain import placement, sweeps
+from app.domain import placement, run_health, sweeps
 from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.notify import notify_run_finished
@@ -162,7 +162,17 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
             transition(session, run_id=run_id, to=RunStatus.failed, error=error)
     notify_run_finished(run_id)  # in the background: never delays the next run
     _advance_sweep(run_id)
+    _record_health(run_id)
     return "done"
+
+
+def _record_health(run_id: int) -> None:
+    """Keep the finished run's health flags, so opening it in compare reads no series for them."""
+    try:
+        with session_scope() as session:
+            run_health.record(session, run_id=run_id)
+    except Exception:  # the first page that needs them computes them instead
+        log.exception("recording the health of run %s failed", run_id)
 
 
 def _advance_sweep(run_id: int) -> None:

@@ -164,6 +164,9 @@ class Run(Base):
     # tracker, how mirroring goes ({"state": "ok"|"failing", "error", ...}: domain/trackers.py).
     trackers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     tracker_status: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A finished run's health flags, {"finished_at", "flags"}: its metrics never change, so the
+    # compare page reads these instead of its series (domain/run_health.py).
+    health_flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(

@@ -122,6 +122,41 @@ def test_health_flags_on_compare_and_run_endpoint(client, db):
     assert client.get("/api/runs/999999/health").status_code == 404
 
 
+def test_a_finished_runs_health_is_kept_and_read_without_its_series(client, db):
+    from sqlalchemy import event
+
+    from app.domain import run_health
+
+    run = make_run(db, name="kept", strategy="grpo",
+                   series={"kl": {s: 5.0 for s in range(1, 6)}, "reward": {1: 0.1}})
+    run_health.record(db, run_id=run.id)  # as the worker does when the run ends
+    db.refresh(run)
+    assert [f["code"] for f in run.health_flags["flags"]] == ["kl_divergence"]
+
+    engine = db.get_bind()
+    seen: list[str] = []
+
+    def watch(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        body = client.get(f"/api/compare/health?run_ids={run.id}").json()
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert [f["code"] for f in body[str(run.id)]] == ["kl_divergence"]
+    assert not [s for s in seen if "FROM metric" in s], seen  # stored, not recomputed
+
+    # Resumed and finished again with a calmer KL: the stored flags of the old finish are stale.
+    metrics.log_batch(db, run_id=run.id, rows=[(s, "kl", 0.1, utcnow()) for s in range(6, 12)])
+    run.finished_at = utcnow()
+    db.commit()
+    assert client.get(f"/api/runs/{run.id}/health").json() == []
+    db.refresh(run)
+    assert run.health_flags["flags"] == [] and run_health.stored(run) == []
+    assert client.get(f"/api/compare/health?run_ids={run.id}").json() == {str(run.id): []}
+
+
 def test_samples_side_by_side_at_the_nearest_step(client, db):
     a = make_run(db, name="ga", strategy="grpo")
     b = make_run(db, name="gb", strategy="grpo")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -11,11 +10,9 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from app.api.deps import RunDep, SessionDep
 from app.api.templating import templates
 from app.core.db import SessionLocal
-from app.domain import trackers
+from app.domain import run_health, trackers
 from app.services.compare import comparison as compare
 from app.services.compare import export as compare_export
-from app.services.compare import health
-from app.services.compare import series as compare_series
 from app.services.compare.samples import samples_payload
 
 router = APIRouter(tags=["compare"])
@@ -107,11 +104,8 @@ def _filename(run_ids: list[int]) -> str:
 @router.get("/api/runs/{run_id}/health")
 def get_run_health(run: RunDep, session: SessionDep) -> list[dict]:
     """Known failure signs in a run's metrics, each with a one-line explanation."""
-    logged = compare_series.metric_names(session, runs=[run])[run.id]
-    wanted = [name for name in compare.HEALTH_METRICS if name in logged]
-    series = compare_series.read_raw(session, run_id=run.id, names=wanted)
     # An unreachable tracker (MLflow, TensorBoard) is a warning here too: app/domain/trackers.py.
-    return [asdict(flag) for flag in health.check_health(series)] + trackers.health_flags(run)
+    return run_health.flags(session, run=run) + trackers.health_flags(run)
 
 
 @router.get("/compare", response_class=HTMLResponse, include_in_schema=False)

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.domain import runs
+from app.domain import health, run_health, runs
 from app.domain.checkpoints import best_checkpoints
 from app.domain.errors import Invalid, NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Checkpoint, Run
+from app.domain.run_health import HEALTH_METRICS
 from app.services.compare import axes as compare_axes
-from app.services.compare import config_diff, health
+from app.services.compare import config_diff
 from app.services.compare import series as compare_series
 from app.services.compare.samples import samples_payload
 
@@ -35,9 +36,6 @@ KEY_METRICS = {
     "eval_rewards/margins": "higher", "mean_token_accuracy": "higher",
     "eval_mean_token_accuracy": "higher",
 }
-# What the health rules read (app/services/health.py); always loaded, charted only if asked.
-HEALTH_METRICS = ("loss", "eval_loss", "grad_norm", "frac_reward_zero_std", "entropy", "kl",
-                  "completions/clipped_ratio", "clipped_ratio")
 _RUN_IDS = re.compile(r"^\s*\d{1,9}\s*(,\s*\d{1,9}\s*)*,?\s*$")
 
 
@@ -142,8 +140,11 @@ def build_comparison(
     logged = compare_series.metric_names(session, runs=run_list)
     wanted = {run_id: [n for n in (names or logged[run_id]) if n in logged[run_id]]
               for run_id in run_ids}
-    extra = {"epoch", *KEY_METRICS, *(HEALTH_METRICS if with_health else ())}
-    needed = {run_id: sorted({*wanted[run_id], *extra} & set(logged[run_id]))
+    # Health needs its series only for live runs: a finished run's flags are stored.
+    extra = {run.id: {"epoch", *KEY_METRICS, *(
+        HEALTH_METRICS if with_health and run_health.stored(run) is None else ())}
+        for run in run_list}
+    needed = {run_id: sorted({*wanted[run_id], *extra[run_id]} & set(logged[run_id]))
               for run_id in run_ids}
     series = compare_series.chart_series(session, runs=run_list, names=needed,
                                          max_points=max_points)
@@ -172,15 +173,20 @@ def health_flags(
     session: Session, *, runs: list[Run], series: Mapping[int, Mapping[str, list]] | None = None,
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> dict[str, list[dict[str, Any]]]:
-    """run_id -> health flags as dicts, read from the chart series (downsampled: min/max per
-    bucket keeps the spikes, NaNs and last values the rules look at)."""
-    if series is None:
-        logged = compare_series.metric_names(session, runs=runs)
-        needed = {run.id: [n for n in HEALTH_METRICS if n in logged[run.id]] for run in runs}
-        series = compare_series.chart_series(session, runs=runs, names=needed,
+    """run_id -> health flags as dicts. A finished run's are stored (domain/run_health.py);
+    a live run's come from its chart series (downsampled: min/max per bucket keeps the spikes,
+    NaNs and last values the rules look at), read here unless ``series`` has them."""
+    out = {run.id: run_health.stored(run) for run in runs}
+    live = [run for run in runs if out[run.id] is None]
+    if live and series is None:
+        logged = compare_series.metric_names(session, runs=live)
+        needed = {run.id: [n for n in HEALTH_METRICS if n in logged[run.id]] for run in live}
+        series = compare_series.chart_series(session, runs=live, names=needed,
                                              max_points=max_points)
-    return {str(run.id): [asdict(flag) for flag in health.check_health(dict(series[run.id]))]
-            for run in runs}
+    for run in live:
+        assert series is not None
+        out[run.id] = [asdict(flag) for flag in health.check_health(dict(series[run.id]))]
+    return {str(run.id): out[run.id] or [] for run in runs}
 
 
 def _iso(value: Any) -> str | None:

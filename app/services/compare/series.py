@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import case, func, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, func, literal, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from app.domain import metrics
 from app.domain.metrics import decode_value
@@ -85,16 +85,29 @@ def metric_names(session: Session, *, runs: list[Run]) -> dict[int, list[str]]:
             out[run.id] = hit
     missing = [run for run in runs if run.id not in out]
     if missing:
-        out.update({run.id: [] for run in missing})
-        query = (select(Metric.run_id, Metric.name).distinct()
-                 .where(Metric.run_id.in_([run.id for run in missing]))
-                 .order_by(Metric.run_id, Metric.name))
-        for run_id, name in session.execute(query):
-            out[run_id].append(name)
-        for run in missing:
-            if tag := cache_tag(run):
-                cache.put((*tag, "names"), out[run.id])
+        out.update(logged_names(session, run_ids=[run.id for run in missing]))
+    for run in missing:
+        if tag := cache_tag(run):
+            cache.put((*tag, "names"), out[run.id])
     return {run.id: out[run.id] for run in runs}
+
+
+def logged_names(session: Session, *, run_ids: list[int]) -> dict[int, list[str]]:
+    """run_id -> the metric names it logged, sorted, in one statement that hops through the
+    metric index a name at a time (a loose index scan: one seek per name). ``SELECT DISTINCT``
+    reads every row instead: 0.25 s for ten runs of 20,000 steps, against milliseconds here."""
+    later = aliased(Metric)
+    first = select(func.min(Metric.name)).where(Metric.run_id == Run.id).scalar_subquery()
+    found = select(Run.id.label("run_id"), first.label("name")).where(
+        Run.id.in_(run_ids)).cte("logged", recursive=True)
+    following = select(func.min(later.name)).where(
+        later.run_id == found.c.run_id, later.name > found.c.name).scalar_subquery()
+    found = found.union_all(select(found.c.run_id, following).where(found.c.name.is_not(None)))
+    out: dict[int, list[str]] = {run_id: [] for run_id in run_ids}
+    query = select(found.c.run_id, found.c.name).where(found.c.name.is_not(None))
+    for run_id, name in session.execute(query):
+        out[run_id].append(name)
+    return {run_id: sorted(names) for run_id, names in out.items()}
 
 
 def read_raw(session: Session, *, run_id: int, names: Iterable[str]) -> dict[str, list[Point]]:
@@ -106,17 +119,27 @@ def read_raw(session: Session, *, run_id: int, names: Iterable[str]) -> dict[str
     return {name: found.get(name, []) for name in names}
 
 
-def series_sizes(session: Session, *, names: dict[int, list[str]]) -> dict[tuple, tuple]:
-    """(run_id, name) -> (rows, first step, last step); answered from the metric index."""
-    # One branch per run: each streams its run's part of the index in name order (a single
-    # GROUP BY over the OR of all runs sorts every row first: 4x slower on 2M rows).
-    query = union_all(*(
-        select(Metric.run_id, Metric.name, func.count(), func.min(Metric.step),
-               func.max(Metric.step))
-        .where(Metric.run_id == run_id, Metric.name.in_(wanted))
-        .group_by(Metric.run_id, Metric.name) for run_id, wanted in names.items()))
+def series_sizes(session: Session, *, names: dict[int, list[str]], cap: int | None = None
+                 ) -> dict[tuple, tuple]:
+    """(run_id, name) -> (rows, first step, last step) of the series that exist, in one
+    statement of index seeks. ``rows`` stops counting at ``cap + 1``: enough to tell a short
+    series from a long one, where a full count reads every row of a 20,000-step series."""
+    def sizes(run_id: int, name: str) -> Select:
+        where = (Metric.run_id == run_id, Metric.name == name)
+        steps = select(Metric.step).where(*where)
+        rows = steps.limit(None if cap is None else cap + 1).subquery()
+        return select(
+            literal(run_id), literal(name),
+            select(func.count()).select_from(rows).scalar_subquery(),
+            steps.order_by(Metric.step).limit(1).scalar_subquery(),
+            steps.order_by(Metric.step.desc()).limit(1).scalar_subquery())
+
+    parts = [sizes(run_id, name) for run_id, wanted in names.items() for name in wanted]
+    if not parts:
+        return {}
     return {(run_id, name): (count, first, last)
-            for run_id, name, count, first, last in session.execute(query)}
+            for run_id, name, count, first, last in session.execute(union_all(*parts))
+            if count}
 
 
 def read_short(session: Session, *, names: dict[int, list[str]]
@@ -140,24 +163,28 @@ def read_bucketed(
     """
     width = max(1, math.ceil((last - first + 1) / buckets))
     bucket = (Metric.step - first) // width
-    has_special = Metric.special.is_not(None)
-    query = (
-        select(Metric.name, bucket, func.min(Metric.value), func.max(Metric.value),
-               func.min(Metric.step), func.max(Metric.step),
-               func.min(case((has_special, Metric.step))), func.min(Metric.special))
-        .where(Metric.run_id == run_id, Metric.name.in_(names))
-        .group_by(Metric.name, bucket).order_by(Metric.name, bucket)
-    )
+    # Non-finite values (rare) in their own read: the first per bucket, at its exact step. One
+    # statement per name streams the index in step order (several names need a temp B-tree).
+    specials = session.execute(
+        select(Metric.name, bucket, func.min(Metric.step), func.min(Metric.special))
+        .where(Metric.run_id == run_id, Metric.name.in_(names), Metric.special.is_not(None))
+        .group_by(Metric.name, bucket))
+    bad = {(name, index): (step, float(special)) for name, index, step, special in specials}
     out: dict[str, list[Point]] = {name: [] for name in names}
-    for name, _, low, high, start, end, bad_step, special in session.execute(query):
+    for name in names:
+        query = (select(bucket, func.min(Metric.value), func.max(Metric.value),
+                        func.min(Metric.step), func.max(Metric.step))
+                 .where(Metric.run_id == run_id, Metric.name == name)
+                 .group_by(bucket).order_by(bucket))
         points = out[name]
-        if bad_step is not None:
-            points.append((bad_step, float(special)))
-        if low is None:
-            continue
-        previous = points[-1][1] if points and math.isfinite(points[-1][1]) else low
-        pair = [low, high] if abs(previous - low) <= abs(previous - high) else [high, low]
-        points.extend(sorted({(start, float(pair[0])), (end, float(pair[1]))}))
+        for index, low, high, start, end in session.execute(query):
+            if (name, index) in bad:
+                points.append(bad[name, index])
+            if low is None:
+                continue
+            previous = points[-1][1] if points and math.isfinite(points[-1][1]) else low
+            pair = [low, high] if abs(previous - low) <= abs(previous - high) else [high, low]
+            points.extend(sorted({(start, float(pair[0])), (end, float(pair[1]))}))
     for name, points in out.items():
         ends = [_one_point(session, run_id=run_id, name=name, last=at_end) for at_end in (0, 1)]
         inner = [p for p in points if ends[0][0] < p[0] < ends[1][0]]
@@ -208,7 +235,7 @@ def _read(session: Session, *, names: dict[int, list[str]], max_points: int
           ) -> dict[int, dict[str, list[Point]]]:
     if not names:
         return {}
-    sizes = series_sizes(session, names=names)
+    sizes = series_sizes(session, names=names, cap=BUCKET_IN_SQL_FACTOR * max_points)
     # Several times max_points rows: bucket in the database (Python would touch every row).
     long = {key for key, (count, _, _) in sizes.items()
             if count > BUCKET_IN_SQL_FACTOR * max_points}
