@@ -94,6 +94,13 @@ class Dataset(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # The upload as received, in the artifact store until the worker has processed it.
     upload_key: Mapped[str | None] = mapped_column(String(255))
+    # Processing by a worker (domain/datasets/recovery.py): who holds it and since when it last
+    # said so, how many workers have started on it, and when its task was last published.
+    worker: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    publish_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     runs: Mapped[list[Run]] = relationship(back_populates="dataset")
 

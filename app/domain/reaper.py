@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import settings
 from app.domain import jobs, notify, runs, sweeps
+from app.domain.datasets.recovery import recover_lost_datasets
 from app.domain.deployments import reap_lost_deployments
 from app.domain.models import Evaluation, Export, Generation, JobStatus, Run, RunStatus, utcnow
 from app.domain.progress import Live
@@ -151,6 +152,8 @@ class ReaperThread(threading.Thread):
                     requeue_lost_exports(session, requeue_after_s=self.requeue_after_s)
                     reap_lost_deployments(session, lost_after_s=self.lost_after_s)
                     expire_lost_generations(session, after_s=self.requeue_after_s)
+                    recover_lost_datasets(session, lost_after_s=self.lost_after_s,
+                                          requeue_after_s=self.requeue_after_s)
                     sweeps.advance_all(session)  # launches trials a lost worker call missed
             except Exception:
                 log.exception("reaper pass failed; retrying")

@@ -16,7 +16,7 @@ from app.domain import publish
 from app.domain.datasets.files import check_upload
 from app.domain.datasets.formats import DatasetError, rows_for_preview
 from app.domain.datasets.processing import process_file, transition
-from app.domain.models import Dataset, DatasetStatus
+from app.domain.models import Dataset, DatasetStatus, utcnow
 from app.domain.training_rows import read_dataset_rows
 
 ALLOWED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet")
@@ -74,6 +74,7 @@ def _queue_processing(session: Session, *, store: ArtifactStore, dataset: Datase
     dataset.upload_key, dataset.status, dataset.progress = upload_key, DatasetStatus.processing, 0.0
     dataset.file_format, dataset.format, dataset.num_rows, dataset.columns = kind, "", 0, []
     dataset.stats = {}
+    dataset.published_at, dataset.publish_count = utcnow(), 1  # published just below
     try:
         session.add(dataset)
         session.commit()
