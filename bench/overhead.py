@@ -1,7 +1,12 @@
-"""TuneDeck's training overhead: the same SFT run through TuneDeck's worker and through a bare TRL
-script, measured in one run (interleaved rounds), printing seconds per step and the ratio.
+"""TuneDeck's training overhead: the same SFT or GRPO run through TuneDeck's worker and through a
+bare TRL script, measured in one run (interleaved rounds), printing seconds per step and the ratio.
 
-    python bench/overhead.py [--steps 40] [--rounds 2]
+    python bench/overhead.py [--strategy sft|grpo] [--steps 40] [--rounds 2]
+
+GRPO is TuneDeck's distinctive path: samples recorded every few steps, reward functions wrapped
+to record their scores. Its bare script builds GRPOTrainer with TuneDeck's own GRPOConfig
+arguments (``worker.training.grpo.config_arguments``) and the same library reward functions,
+unwrapped, so both sides train the same run and only TuneDeck's machinery differs.
 
 Both sides train the same token sequences: the bare script turns the rows into conversations
 and lets TRL apply the chat template, as TuneDeck does by default (chat_template "auto"); each
@@ -14,6 +19,10 @@ system time: from resource inside the bare script, sampled with psutil for TuneD
 child), and the load average at start and end; when the load exceeds the core count the CPU
 ratio is the headline. Every process started (the server, its workers, their training children,
 the bare script) is stopped on success, failure and Ctrl-C.
+
+Both sides get the same torch thread count (``--threads``, default 1, through OMP_NUM_THREADS):
+with several threads on a busy machine, OpenMP's threads spin while they wait for a core, and
+that spinning is counted as CPU time, by whichever side ran while the machine was busier.
 Target: TuneDeck ≤ 1.05 × bare TRL.
 """
 
@@ -41,6 +50,7 @@ from benchproc import Children, busy, load_average  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = ROOT / "app" / "demo_data" / "sft_demo.jsonl"
+GRPO_DATASET = ROOT / "app" / "demo_data" / "grpo_arithmetic.jsonl"
 WARMUP = 5
 HYPERPARAMETERS = {
     "max_steps": 40,
@@ -53,6 +63,62 @@ HYPERPARAMETERS = {
     "lora_dropout": 0.05,
     "seed": 42,
 }
+
+GRPO_HYPERPARAMETERS = {
+    "max_steps": 24,
+    "learning_rate": 1e-5,
+    "per_device_train_batch_size": 4,
+    "num_generations": 4,
+    "max_completion_length": 32,
+    "save_steps": 12,
+    "sample_every_steps": 5,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "seed": 42,
+}
+GRPO_REWARDS = [{"name": "numeric_match", "weight": 1.0}, {"name": "soft_format", "weight": 0.5}]
+
+BARE_GRPO = r"""
+import json, resource, sys, time
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from trl import GRPOConfig, GRPOTrainer
+from app.domain.rewards.registry import build_reward_functions, validate_reward_config
+from app.domain.rewards.tags import ReasoningTags
+
+model_dir, data_path, config, rewards, lora = sys.argv[1:6]
+config, lora = json.loads(config), json.loads(lora)
+functions, _ = build_reward_functions(validate_reward_config(json.loads(rewards)),
+                                      tags=ReasoningTags())
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+rows = [json.loads(line) for line in open(data_path)]
+if tokenizer.chat_template:  # as TuneDeck trains by default: chat-templated prompts
+    rows = [{**r, "prompt": [{"role": "user", "content": r["prompt"]}]} for r in rows]
+times = []
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+class Clock(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            times.append((state.global_step, time.time(), cpu(), logs.get("num_tokens")))
+
+trainer = GRPOTrainer(
+    model=AutoModelForCausalLM.from_pretrained(model_dir),
+    reward_funcs=functions,
+    args=GRPOConfig(**config),
+    train_dataset=Dataset.from_list(rows),
+    processing_class=tokenizer,
+    peft_config=LoraConfig(**lora),
+    callbacks=[Clock()],
+)
+trainer.train()
+print(json.dumps(times))
+"""
 
 BARE_TRL = r"""
 import json, resource, sys, time
@@ -105,21 +171,33 @@ def per_step(samples: list[tuple[int, float]]) -> float:
     return (last - first) / (last_step - first_step)
 
 
-def bare_trl(children: Children, model_dir: Path, work: Path) -> dict:
+def bare_command(strategy: str, model_dir: Path, work: Path) -> list[str]:
+    if strategy == "sft":
+        return [sys.executable, "-c", BARE_TRL, str(model_dir), str(DATASET), str(work / "bare"),
+                json.dumps(HYPERPARAMETERS)]
+    from types import SimpleNamespace
+
+    from app.domain.hyperparameters import GRPOHyperparameters
+    from app.domain.rewards.run_rewards import validate_run_rewards
+    from worker.training.grpo import config_arguments
+
+    hp = GRPOHyperparameters(**GRPO_HYPERPARAMETERS)
+    weights = [config.weight for config in validate_run_rewards(GRPO_REWARDS,
+                                                                allow_custom=False)]
+    job = SimpleNamespace(output_dir=work / "bare", reward_weights=weights)
+    config = config_arguments(job, hp, on_cpu=True)  # TuneDeck's own GRPOConfig arguments
+    return [sys.executable, "-c", BARE_GRPO, str(model_dir), str(GRPO_DATASET),
+            json.dumps(config), json.dumps(GRPO_REWARDS), json.dumps(hp.lora_arguments())]
+
+
+def bare_trl(children: Children, command: list[str]) -> dict:
     out = children.run(
-        [
-            sys.executable,
-            "-c",
-            BARE_TRL,
-            str(model_dir),
-            str(DATASET),
-            str(work / "bare"),
-            json.dumps(HYPERPARAMETERS),
-        ],
+        command,
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        cwd=ROOT,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)},
     )
     times = json.loads(out.stdout.strip().splitlines()[-1])
     return {"wall": per_step([(t[0], t[1]) for t in times]),
@@ -137,15 +215,11 @@ def training_child(server_pid: int) -> psutil.Process | None:
     return None
 
 
-def tunedeck_run(client: httpx.Client, dataset_id: int, server_pid: int | None = None) -> dict:
-    run = client.post(
-        "/api/runs",
-        json={
-            "dataset_id": dataset_id,
-            "base_model": "tiny-random-llama",
-            "hyperparameters": HYPERPARAMETERS,
-        },
-    ).json()
+def tunedeck_run(client: httpx.Client, request: dict, server_pid: int | None = None) -> dict:
+    response = client.post("/api/runs", json=request)
+    if response.status_code >= 400:
+        raise RuntimeError(f"launch refused: {response.text}")
+    run = response.json()
     cpu_samples: list[tuple[float, float]] = []  # (wall time, training child's CPU seconds)
     child = None
     next_poll = 0.0
@@ -211,10 +285,19 @@ def _timestamp(value) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--strategy", choices=("sft", "grpo"), default="sft")
+    parser.add_argument("--steps", type=int, help="training steps (SFT 40, GRPO 24)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads on each side (OMP_NUM_THREADS); 0: torch's default")
     args = parser.parse_args()
-    HYPERPARAMETERS["max_steps"] = args.steps
+    if args.threads:  # inherited by the bare script and by TuneDeck's server, worker and child
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
+    hyperparameters = HYPERPARAMETERS if args.strategy == "sft" else GRPO_HYPERPARAMETERS
+    if args.steps:
+        hyperparameters["max_steps"] = args.steps
+    args.steps = hyperparameters["max_steps"]
+    dataset_path = DATASET if args.strategy == "sft" else GRPO_DATASET
     print(f"load average at start: {load_average()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tunedeck-bench-"))
     port = _free_port()
@@ -237,11 +320,15 @@ def main() -> None:
         )
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
         _wait_healthy(client)
-        with open(DATASET, "rb") as handle:
+        with open(dataset_path, "rb") as handle:
             dataset = client.post(
-                "/api/datasets", files={"file": ("sft_demo.jsonl", handle)}
+                "/api/datasets", files={"file": (dataset_path.name, handle)}
             ).json()
-        tunedeck_run(client, dataset["id"])  # builds the tiny model into the cache; not counted
+        request = {"dataset_id": dataset["id"], "base_model": "tiny-random-llama",
+                   "strategy": args.strategy, "hyperparameters": hyperparameters}
+        if args.strategy == "grpo":
+            request["reward_functions"] = GRPO_REWARDS
+        tunedeck_run(client, request)  # builds the tiny model into the cache; not counted
         sys.path.insert(0, str(ROOT))
         os.environ["TUNEDECK_DATA_DIR"] = str(work / "data")
         from worker.training.models import resolve_model
@@ -249,14 +336,15 @@ def main() -> None:
         model_dir = resolve_model("tiny-random-llama", work / "data" / "models")
         bare, tuned = [], []
         for round_ in range(args.rounds):
-            bare.append(bare_trl(children, model_dir, work))
-            tuned.append(tunedeck_run(client, dataset["id"], server.pid))
+            bare.append(bare_trl(children, bare_command(args.strategy, model_dir, work)))
+            tuned.append(tunedeck_run(client, request, server.pid))
             print(f"round {round_ + 1}: bare TRL {_side(bare[-1])}; TuneDeck {_side(tuned[-1])}",
                   flush=True)
-    print(
-        f"\nSFT, tiny-random-llama, {args.steps} steps, batch 4, max_length 128, chat-templated, "
-        f"median of {args.rounds} interleaved rounds"
-    )
+    shape = ("batch 4, max_length 128" if args.strategy == "sft" else
+             "batch 4, 4 generations of up to 32 tokens, rewards numeric_match + soft_format")
+    threads = f"{args.threads} torch thread(s)" if args.threads else "torch's default threads"
+    print(f"\n{args.strategy.upper()}, tiny-random-llama, {args.steps} steps, {shape}, "
+          f"chat-templated, {threads} per side, median of {args.rounds} interleaved rounds")
     ratios = {}
     for key, unit in (("wall", "s/step wall"), ("cpu", "CPU s/step"), ("tokens", "tokens/step")):
         b = [r[key] for r in bare if r[key] is not None]

@@ -25,6 +25,16 @@ POSTGRES_URL = os.environ.get(
     "TUNEDECK_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("TUNEDECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# Under pytest-xdist (`-n 2`) each worker process after the first gets a PostgreSQL database and
+# a Redis db of its own: the session's live servers reset theirs when they start. Redis dbs 13
+# and 14 are taken by single tests (test_requeue, test_gpu_workers), so workers step down by 5.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+if XDIST_WORKER != "gw0":
+    POSTGRES_URL = f"{POSTGRES_URL}_{XDIST_WORKER}"
+    _base, _db = REDIS_URL.rsplit("/", 1)
+    REDIS_URL = f"{_base}/{(int(_db) - 5 * int(XDIST_WORKER[2:])) % 16}"
+    os.environ["TUNEDECK_TEST_POSTGRES_URL"], os.environ["TUNEDECK_TEST_REDIS_URL"] = (
+        POSTGRES_URL, REDIS_URL)
 
 # In-process app under test: settings are read at import, so set them before any app import.
 os.environ["TUNEDECK_DATA_DIR"] = str(SESSION_DIR / "inprocess")
@@ -37,6 +47,23 @@ for key in (
     "TUNEDECK_AUTH_TOKEN",
 ):
     os.environ.pop(key, None)
+
+
+def _create_database(url: str) -> None:
+    """Create the database ``url`` names when it is missing (an xdist worker's own)."""
+    from sqlalchemy import create_engine, text
+
+    base, name = url.rsplit("/", 1)
+    engine = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}) is None:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+
+
+if XDIST_WORKER != "gw0":
+    _create_database(POSTGRES_URL)
+
 # TestClient's requests say "Host: testserver" (the Host check refuses unknown names).
 os.environ["TUNEDECK_ALLOWED_HOSTS"] = '["testserver"]'
 
