@@ -157,8 +157,21 @@ def test_optuna_sweep_asks_each_trial_as_a_slot_frees(client, base):
     assert after["launched"] == 3 and after["counts"] == {"completed": 1, "queued": 2}
     _advance(sweep["id"])  # the budget is spent: nothing more launches
     assert client.get(f"/api/sweeps/{sweep['id']}").json()["launched"] == 3
-    assert client.get("/api/runs?status=pruned").status_code == 200
+    # A trial its pruner stopped: listed under its status, its page says why.
+    pruned_id = sweep["runs"][1]["id"]
+    with SessionLocal() as session:
+        transition(session, run_id=pruned_id, to=RunStatus.running, worker="w:1")
+        session.query(Run).filter(Run.id == pruned_id).update(
+            {"prune_reason": "pruned by the median pruner at step 2: eval_loss 3 was behind"})
+        session.commit()
+        transition(session, run_id=pruned_id, to=RunStatus.pruned)
+    listed = client.get(f"/api/runs?status=pruned&sweep_id={sweep['id']}").json()
+    assert [r["id"] for r in listed] == [pruned_id]
     assert '<option value="pruned"' in client.get("/runs").text
+    page = client.get(f"/runs/{pruned_id}").text
+    assert "median pruner at step 2" in page and "badge-pruned" in page
+    counts = client.get(f"/api/sweeps/{sweep['id']}").json()["counts"]
+    assert counts == {"completed": 1, "pruned": 1, "queued": 1}
     assert "Optuna sweep of 3 runs" in client.get(f"/sweeps/{sweep['id']}").text
 
 
