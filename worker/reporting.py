@@ -66,14 +66,14 @@ class DbReporter:
             # The metric an Optuna sweep's pruner judges this trial by; None: nothing to ask.
             self.prune_metric = (sweep.metric if sweep is not None and sweep.kind == "optuna"
                                  and sweep.pruner not in (None, "none") else None)
-        if self.prune_metric is not None:  # Optuna's import (a second) before training, not
-            import app.domain.sweep_search  # noqa: F401  # while the first eval waits on it
             # Curves of an earlier attempt (resume) count when ranking checkpoints.
             self.series: dict[str, list[tuple[int, float]]] = defaultdict(list)
             for name, points in (
                 metrics.read_series(session, run_ids=[run_id]).get(run_id, {}).items()
             ):
                 self.series[name].extend(points)
+        if self.prune_metric is not None:  # Optuna's import (a second) before training, not
+            import app.domain.sweep_search  # noqa: F401  # while the first eval waits on it
         self._writer = threading.Thread(target=self._write_in_background, daemon=True,
                                         name=f"run-{run_id}-reporter")
         self._writer.start()
