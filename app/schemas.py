@@ -130,20 +130,25 @@ class SweepCreate(BaseModel):
     """A sweep: the base run configuration, a search space over its hyperparameters (or GRPO
     reward weights as "reward:<name>"), what to optimise, and how many runs at once. Grid: every
     combination of the listed values; random: `budget` runs drawn from lists and ranges
-    ({"low", "high", "scale": "linear" | "log"})."""
+    ({"low", "high", "scale": "linear" | "log"}); optuna: `budget` runs, each asked of Optuna's
+    TPE sampler (seeded by `seed`) given the trials so far, a `pruner` ("median", the default,
+    "successive_halving" or "none", with `pruner_options`) stopping trials that fall behind."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=180)
     run: RunCreate
-    kind: Literal["grid", "random"] = "grid"
+    kind: Literal["grid", "random", "optuna"] = "grid"
     space: dict[str, Any] = Field(examples=[{"learning_rate": [1e-4, 3e-4], "lora_r": [4, 8]}])
     budget: int | None = Field(default=None, ge=1, le=10_000)
     metric: str = Field(default="eval_loss", max_length=120)
     direction: Literal["min", "max"] = "min"
     concurrency: int = Field(default=1, ge=1, le=64)
     continue_on_error: bool = True
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    pruner: str | None = Field(default=None, max_length=40, examples=["median"])
+    pruner_options: dict[str, Any] | None = Field(
+        default=None, examples=[{"n_startup_trials": 2, "n_warmup_steps": 4}])
 
 
 class RunPublic(BaseModel):
@@ -177,6 +182,7 @@ class RunPublic(BaseModel):
     published_at: datetime | None = None
     publish_count: int = 0
     cancel_requested: bool
+    prune_reason: str | None = None  # why an Optuna sweep's pruner stopped it (status pruned)
     attempt: int
     created_at: datetime
     started_at: datetime | None

@@ -1,5 +1,7 @@
 """The trainer's reporter backed by the database: metrics in batches, progress and ETA on the
-run row, checkpoints recorded (and uploaded when artifact storage is remote), the cancel flag.
+run row, checkpoints recorded (and uploaded when artifact storage is remote), the cancel flag,
+and, for a trial of an Optuna sweep with a pruner, the pruner asked each time the sweep's metric
+is logged (domain/sweep_search.py): a trial it prunes stops through the cancel flag.
 
 The training loop never waits on the database for metrics, progress or the cancel flag: its
 hooks only update memory, and a background thread writes batches and polls the flag (a
@@ -20,7 +22,7 @@ from sqlalchemy import insert, select
 from app.core.db import session_scope
 from app.core.storage import ArtifactStore
 from app.domain import checkpoints, metrics
-from app.domain.models import Run, Sample, utcnow
+from app.domain.models import Run, Sample, Sweep, utcnow
 from app.domain.progress import record_progress, seconds_per_step
 from app.domain.run_phases import set_phase
 
@@ -54,17 +56,24 @@ class DbReporter:
         self._io = threading.Lock()  # one database write at a time, in order
         self._wake = threading.Event()
         self._closed = threading.Event()
+        self._prune_due = False  # the sweep's metric was logged since the pruner last judged
         with session_scope() as session:
             run = session.get(Run, run_id)
             if run is None:
                 raise LookupError(f"run {run_id} does not exist")
             self.strategy = run.strategy
+            sweep = session.get(Sweep, run.sweep_id) if run.sweep_id is not None else None
+            # The metric an Optuna sweep's pruner judges this trial by; None: nothing to ask.
+            self.prune_metric = (sweep.metric if sweep is not None and sweep.kind == "optuna"
+                                 and sweep.pruner not in (None, "none") else None)
             # Curves of an earlier attempt (resume) count when ranking checkpoints.
             self.series: dict[str, list[tuple[int, float]]] = defaultdict(list)
             for name, points in (
                 metrics.read_series(session, run_ids=[run_id]).get(run_id, {}).items()
             ):
                 self.series[name].extend(points)
+        if self.prune_metric is not None:  # Optuna's import (a second) before training, not
+            import app.domain.sweep_search  # noqa: F401  # while the first eval waits on it
         self._writer = threading.Thread(target=self._write_in_background, daemon=True,
                                         name=f"run-{run_id}-reporter")
         self._writer.start()
@@ -76,6 +85,9 @@ class DbReporter:
             for name, value in values.items():
                 self._pending.append((step, name, float(value), now))
                 self.series[name].append((step, float(value)))
+        if self.prune_metric is not None and self.prune_metric in values:
+            self._prune_due = True
+            self._wake.set()  # judged at once, not at the next flush: a trial may be short
 
     def progress(self, step: int, max_steps: int, epoch: float | None) -> None:
         now = time.monotonic()
@@ -168,7 +180,11 @@ class DbReporter:
             self._wake.clear()
             try:
                 self._poll_cancel()
-                if time.monotonic() - self._last_flush >= self.flush_interval_s:
+                if self._prune_due:
+                    self._prune_due = False
+                    self.flush()
+                    self._ask_pruner()
+                elif time.monotonic() - self._last_flush >= self.flush_interval_s:
                     self.flush()
                 elif self._progress_dirty:
                     self._write_progress()
@@ -181,6 +197,16 @@ class DbReporter:
         with session_scope() as session:
             self._stop = bool(
                 session.scalar(select(Run.cancel_requested).where(Run.id == self.run_id)))
+
+    def _ask_pruner(self) -> None:
+        from app.domain.sweep_search import prune_if_behind  # imports Optuna: pruned sweeps only
+
+        if self._stop:
+            return
+        with session_scope() as session:
+            if prune_if_behind(session, run_id=self.run_id):
+                log.info("run %s: pruned by its sweep's pruner", self.run_id)
+                self._stop = True
 
     def _write_progress(self) -> None:
         with self._io:

@@ -29,7 +29,7 @@ from app.domain.progress import record_progress
 from app.domain.queue import CLAIM_ATTEMPTS, not_paused, waiting_order
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.run_phases import set_waiting_for_devices
-from app.domain.runs import transition
+from app.domain.runs import stopped_status, transition
 from worker import distributed
 from worker.celery_app import celery_app
 
@@ -141,8 +141,9 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
         # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
         # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
         with session_scope() as session:
-            transition(session, run_id=run_id, to=RunStatus.cancelled,
-                       error=f"cancelled: the training process had not stopped "
+            status = stopped_status(session, run_id)
+            transition(session, run_id=run_id, to=status,
+                       error=f"{status.value}: the training process had not stopped "
                              f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
                              "(its checkpoints so far are kept)")
     elif child.returncode != 0:

@@ -23,7 +23,7 @@ from app.domain.models import Run, RunStatus
 from app.domain.rewards import ReasoningTags, RewardConfigError
 from app.domain.rewards.run_rewards import build_run_rewards, validate_run_rewards
 from app.domain.run_phases import set_phase
-from app.domain.runs import transition
+from app.domain.runs import stopped_status, transition
 from app.domain.sandbox import CustomRewardError
 from worker.distributed import record_rank_error
 from worker.training import TrainingJob
@@ -168,7 +168,7 @@ def main(run_id: int) -> int:
     if rank != 0:  # rank 0 records the outcome and starts the evaluation
         return 0
     with session_scope() as session:
-        status = RunStatus.cancelled if result.stopped else RunStatus.completed
+        status = stopped_status(session, run_id) if result.stopped else RunStatus.completed
         completed = (
             transition(
                 session, run_id=run_id, to=status, backend=result.backend, device=result.device

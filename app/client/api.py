@@ -33,7 +33,7 @@ from app.schemas import CheckpointPublic, DatasetPublic, RunCreate, RunPublic
 if TYPE_CHECKING:
     import pandas as pd
 
-FINISHED = ("completed", "failed", "cancelled")
+FINISHED = ("completed", "failed", "cancelled", "pruned")
 IDEMPOTENT_METHODS = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
 
 ProgressCallback = Callable[[int, int | None], None]

@@ -220,7 +220,7 @@ def runs_launch(
 @handles_errors
 def runs_ls(
     status: Annotated[list[str] | None, typer.Option(
-        help="queued, running, completed, failed or cancelled (repeatable)")] = None,
+        help="queued, running, completed, failed, cancelled or pruned (repeatable)")] = None,
     strategy: Annotated[str | None, typer.Option(help="sft, grpo or dpo")] = None,
     dataset: Annotated[int | None, typer.Option(help="a dataset id")] = None,
     server: Server = None, as_json: AsJson = False,

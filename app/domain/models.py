@@ -47,6 +47,7 @@ class RunStatus(enum.StrEnum):
     completed = "completed"
     failed = "failed"
     cancelled = "cancelled"
+    pruned = "pruned"  # an Optuna sweep's pruner stopped it early: a finished trial, no failure
 
 
 # The one place that says how a run's status may change. Finished states never change, with one
@@ -54,13 +55,16 @@ class RunStatus(enum.StrEnum):
 # (it checks for a checkpoint to continue from); a completed run is final.
 ALLOWED_TRANSITIONS: dict[RunStatus, set[RunStatus]] = {
     RunStatus.queued: {RunStatus.running, RunStatus.cancelled, RunStatus.failed},
-    RunStatus.running: {RunStatus.completed, RunStatus.failed, RunStatus.cancelled},
+    RunStatus.running: {RunStatus.completed, RunStatus.failed, RunStatus.cancelled,
+                        RunStatus.pruned},
     RunStatus.completed: set(),
+    RunStatus.pruned: set(),
     RunStatus.failed: {RunStatus.queued},
     RunStatus.cancelled: {RunStatus.queued},
 }
 RESUMABLE_STATUSES = {RunStatus.failed, RunStatus.cancelled}
-TERMINAL_STATUSES = {RunStatus.completed, RunStatus.failed, RunStatus.cancelled}
+TERMINAL_STATUSES = {RunStatus.completed, RunStatus.failed, RunStatus.cancelled,
+                     RunStatus.pruned}
 
 
 class DatasetStatus(enum.StrEnum):
@@ -130,6 +134,9 @@ class Run(Base):
     eta_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why an Optuna sweep's pruner stopped it (set with cancel_requested): the run then ends
+    # pruned, not cancelled (domain/sweep_search.py).
+    prune_reason: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Step the current attempt started from (resume continues the same curves).
@@ -207,12 +214,18 @@ class Sweep(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[str] = mapped_column(String(16))  # grid | random
+    kind: Mapped[str] = mapped_column(String(16))  # grid | random | optuna
     # The launch body every trial starts from (RunCreate without the searched fields).
     base: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     space: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    # One validated {"hyperparameters", "reward_functions", "params"} per trial, in launch order.
+    # One validated {"hyperparameters", "reward_functions", "params"} per trial, in launch order
+    # (an Optuna sweep appends each trial as it asks for it).
     trials: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Optuna only: how many trials to run, the sampler's seed, the pruner and its options.
+    budget: Mapped[int | None] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    pruner: Mapped[str | None] = mapped_column(String(32))
+    pruner_options: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metric: Mapped[str] = mapped_column(String(120))
     direction: Mapped[str] = mapped_column(String(8))  # min | max
     concurrency: Mapped[int] = mapped_column(Integer, default=1)

@@ -42,6 +42,7 @@ EVENT_HEADER = "X-TuneDeck-Event"
 JSON_SCHEMES = {"json": "http", "jsons": "https"}
 # Apprise's notification types, by event.
 EVENT_TYPES = {"run.completed": "success", "run.failed": "failure", "run.cancelled": "info",
+               "run.pruned": "info",
                "evaluation.completed": "success", "evaluation.failed": "failure",
                "run.health_warning": "warning", "run.tracker_warning": "warning"}
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.core.sql import transition_row
 from app.domain.errors import Conflict
-from app.domain.models import ALLOWED_TRANSITIONS, Run, RunStatus, utcnow
+from app.domain.models import ALLOWED_TRANSITIONS, TERMINAL_STATUSES, Run, RunStatus, utcnow
 from app.domain.publish import TRAIN_RUN, publish
 
 
@@ -43,7 +43,7 @@ def transition(
         fields.setdefault("attempt_started_at", now)
         fields.setdefault("phase", "starting")
         fields.setdefault("phase_started_at", now)
-    if to in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
+    if to in TERMINAL_STATUSES:
         fields.setdefault("finished_at", now)
         fields.setdefault("eta_seconds", None)
         attempt_start = as_utc(before.attempt_started_at) if before else None
@@ -57,6 +57,13 @@ def transition(
         fields.setdefault("phase_started_at", None)
     return transition_row(session, Run, row_id=run_id, to=to, allowed=ALLOWED_TRANSITIONS,
                           only_if=only_if, **fields)
+
+
+def stopped_status(session: Session, run_id: int) -> RunStatus:
+    """How a run that stopped on its cancel flag ends: pruned when an Optuna sweep's pruner set
+    the flag (``prune_reason``), else cancelled."""
+    reason = session.scalar(select(Run.prune_reason).where(Run.id == run_id))
+    return RunStatus.pruned if reason else RunStatus.cancelled
 
 
 def enqueue(run: Run) -> None:

@@ -3,9 +3,13 @@ launches a sweep's next trials as runs while it has free slots and ends it when 
 
 A search space maps a field to what to try:
 - ``[v1, v2]`` or ``{"values": [v1, v2]}``: a list (grid: every combination; random: one of them);
-- ``{"low": a, "high": b, "scale": "linear" | "log"}``: a range (random only).
+- ``{"low": a, "high": b, "scale": "linear" | "log"}``: a range (random and optuna only).
 Fields are the strategy's hyperparameters (``learning_rate``) or a GRPO reward function's weight
 (``reward:exact_answer``). Every mistake is an ``Invalid`` naming the field to fix.
+
+Grid and random sweeps are expanded into every trial at creation; an Optuna sweep asks its TPE
+sampler for each next trial when a slot frees, and may prune a trial that falls behind
+(``sweep_search``, imported only by sweeps that use it).
 
 ``advance`` is called when a sweep is created, by the worker when one of its runs ends, and by the
 reaper's passes (so a lost call only delays the next launch). Each launch claims its trial index
@@ -27,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.core.sql import transition_row, update_one
 from app.domain.errors import Invalid
-from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS
+from app.domain.hyperparameters import HYPERPARAMETER_SCHEMAS, validate_hyperparameters
 from app.domain.models import (
     SWEEP_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -39,7 +43,15 @@ from app.domain.models import (
 )
 from app.domain.runs import enqueue, transition
 
-KINDS = ("grid", "random")
+KINDS = ("grid", "random", "optuna")
+# Optuna's pruners by name, each with the options it takes (see sweep_search.make_pruner).
+PRUNERS = {
+    "median": {"n_startup_trials": 0, "n_warmup_steps": 0, "interval_steps": 1,
+               "n_min_trials": 1},
+    "successive_halving": {"min_resource": 1, "reduction_factor": 2,
+                           "min_early_stopping_rate": 0, "bootstrap_count": 0},
+    "none": {},
+}
 REWARD_PREFIX = "reward:"
 # Metrics each strategy logs (eval_* only with an eval split; GRPO's kl only with beta > 0).
 LOGGED_METRICS = {
@@ -94,7 +106,7 @@ def _range(name: str, spec: dict, *, integer: bool) -> tuple[float, float, str]:
     return float(low), float(high), scale
 
 
-def _field_names(strategy: str) -> dict[str, bool]:
+def field_types(strategy: str) -> dict[str, bool]:
     """Hyperparameter name -> whether it is an integer, for ``strategy``."""
     schema = HYPERPARAMETER_SCHEMAS[strategy]
     return {name: info.annotation in (int, int | None)
@@ -108,7 +120,7 @@ def check_space(strategy: str, kind: str, space: dict[str, Any],
     if not space:
         raise SweepError("space: name at least one field to vary, e.g. "
                          '{"learning_rate": [1e-4, 3e-4]}')
-    fields = _field_names(strategy)
+    fields = field_types(strategy)
     for name, spec in space.items():
         if name.startswith(REWARD_PREFIX):
             reward = name[len(REWARD_PREFIX):]
@@ -125,10 +137,64 @@ def check_space(strategy: str, kind: str, space: dict[str, Any],
         if _is_range(spec):
             if kind == "grid":
                 raise SweepError(f"space.{name}: a grid needs a list of values; ranges are for "
-                                 "random sweeps")
+                                 "random and optuna sweeps")
             _range(name, spec, integer=fields.get(name, False))
         else:
             _values(name, spec)
+
+
+def check_budget(kind: str, budget: int | None, *, max_runs: int) -> None:
+    if budget is None or budget < 1:
+        raise SweepError(f"budget: a{'n' if kind == 'optuna' else ''} {kind} sweep needs the "
+                         "number of runs to make (1 or more)")
+    if budget > max_runs:
+        raise SweepError(f"budget: {budget} runs is more than the maximum of {max_runs}")
+
+
+def check_pruner(kind: str, pruner: str | None, options: dict[str, Any] | None) -> None:
+    """A pruner is Optuna's; each option must be one that pruner takes, a whole number at
+    least its minimum (successive halving's min_resource may also be "auto")."""
+    if pruner is None and not options:
+        return
+    if kind != "optuna":
+        raise SweepError(f"pruner: only optuna sweeps prune trials (this one is {kind})")
+    if pruner not in PRUNERS:
+        raise SweepError(f"pruner: must be one of {', '.join(PRUNERS)}, not {pruner!r}")
+    allowed = PRUNERS[pruner]
+    for key, value in (options or {}).items():
+        if key not in allowed:
+            takes = ", ".join(allowed) if allowed else "no options"
+            raise SweepError(f"pruner_options.{key}: the {pruner} pruner takes {takes}")
+        if key == "min_resource" and value == "auto":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < allowed[key]:
+            raise SweepError(f"pruner_options.{key}: must be a whole number, at least "
+                             f"{allowed[key]}")
+    if (options or {}).get("bootstrap_count", 0) > 0 and \
+            (options or {}).get("min_resource", "auto") == "auto":
+        raise SweepError("pruner_options.bootstrap_count: needs a numeric min_resource "
+                         "(Optuna cannot estimate it with bootstrap trials)")
+
+
+def probes(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """Param sets that try every listed value and both ends of every range, one field at a time
+    (the others at their first value or low end): checked at creation, so that an Optuna sweep,
+    whose trials are asked later, fails early on a value no run could take."""
+    first = {name: (spec["low"] if _is_range(spec) else _values(name, spec)[0])
+             for name, spec in space.items()}
+    sets: list[dict[str, Any]] = [first]
+    for name, spec in space.items():
+        for value in ((spec["low"], spec["high"]) if _is_range(spec)
+                      else _values(name, spec)):
+            candidate = {**first, name: value}
+            if candidate not in sets:
+                sets.append(candidate)
+    return sets
+
+
+def total_trials(sweep: Sweep) -> int:
+    """How many runs the sweep makes: an Optuna sweep's budget, else its expanded trials."""
+    return (sweep.budget or 0) if sweep.kind == "optuna" else len(sweep.trials)
 
 
 def grid_size(space: dict[str, Any]) -> int:
@@ -146,11 +212,9 @@ def expand(strategy: str, kind: str, space: dict[str, Any], *, budget: int | Non
         names = list(space)
         combos = itertools.product(*(_values(n, space[n]) for n in names))
         return [dict(zip(names, combo, strict=True)) for combo in combos]
-    if budget is None or budget < 1:
-        raise SweepError("budget: a random sweep needs the number of runs to make (1 or more)")
-    if budget > max_runs:
-        raise SweepError(f"budget: {budget} runs is more than the maximum of {max_runs}")
-    fields = _field_names(strategy)
+    check_budget(kind, budget, max_runs=max_runs)
+    assert budget is not None
+    fields = field_types(strategy)
     rng = random.Random(seed)
     trials = []
     for _ in range(budget):
@@ -212,12 +276,37 @@ def _active(session: Session, sweep_id: int) -> int:
         Run.sweep_id == sweep_id, Run.status.in_((RunStatus.queued, RunStatus.running)))) or 0
 
 
+def _ask(session: Session, sweep: Sweep) -> dict[str, Any]:
+    """An Optuna sweep's next trial: params asked of its sampler, applied to the base and
+    validated (``error`` set when no run could take them: the trial is recorded as failed)."""
+    from app.domain import sweep_search
+
+    base = sweep.base
+    params = sweep_search.ask(session, sweep, field_types(base["strategy"]))
+    hyperparameters, rewards = apply_params(base.get("hyperparameters") or {},
+                                            base.get("reward_functions") or [], params)
+    try:
+        checked = validate_hyperparameters(base["strategy"], hyperparameters)
+    except ValueError as exc:  # a combination the per-value checks at creation could not see
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
+        return {"params": params, "hyperparameters": hyperparameters,
+                "reward_functions": rewards, "error": f"trial ({shown}): {exc}"}
+    return {"params": params, "hyperparameters": checked.model_dump(mode="json"),
+            "reward_functions": rewards}
+
+
 def _launch_next(session: Session, sweep: Sweep) -> Run | None:
-    """Insert the run of trial ``sweep.launched`` if this caller claims that index."""
+    """Insert the run of trial ``sweep.launched`` if this caller claims that index. An Optuna
+    trial is asked first and appended to ``sweep.trials`` by the claiming UPDATE itself (with its
+    run's id before the commit), so the study rebuilt later matches each run to its params."""
     index = sweep.launched
-    trial = sweep.trials[index]
+    asked = sweep.kind == "optuna"
+    trial = _ask(session, sweep) if asked else sweep.trials[index]
+    claim: dict[str, Any] = {"launched": index + 1}
+    if asked:
+        claim["trials"] = [*sweep.trials, trial]
     if not update_one(session, Sweep, Sweep.id == sweep.id, Sweep.launched == index,
-                      Sweep.status == SweepStatus.running, launched=index + 1):
+                      Sweep.status == SweepStatus.running, **claim):
         session.rollback()
         return None
     base = sweep.base
@@ -235,7 +324,13 @@ def _launch_next(session: Session, sweep: Sweep) -> Run | None:
     session.add(run)
     session.flush()
     run.queue_position = run.id
+    if asked:
+        update_one(session, Sweep, Sweep.id == sweep.id,
+                   trials=[*sweep.trials, {**trial, "run_id": run.id}])
     session.commit()
+    if trial.get("error"):
+        transition(session, run_id=run.id, to=RunStatus.failed, error=trial["error"])
+        session.refresh(run)
     return run
 
 
@@ -258,7 +353,7 @@ def advance(session: Session, sweep_id: int) -> Sweep | None:
                  f"{(failed[0].error or '').splitlines()[0] if failed[0].error else 'no error'}")
             return sweep
         active = sum(r.status not in TERMINAL_STATUSES for r in runs)
-        if sweep.launched >= len(sweep.trials):
+        if sweep.launched >= total_trials(sweep):
             if active == 0:
                 if runs and len(failed) == len(runs):
                     stop(session, sweep, SweepStatus.failed,
@@ -269,7 +364,7 @@ def advance(session: Session, sweep_id: int) -> Sweep | None:
         if _active(session, sweep_id) >= sweep.concurrency:
             return sweep
         run = _launch_next(session, sweep)
-        if run is not None:
+        if run is not None and run.status == RunStatus.queued:
             enqueue(run)
     return session.get(Sweep, sweep_id)
 

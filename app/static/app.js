@@ -108,8 +108,8 @@ export const TuneDeck = (function () {
     });
   }
 
-  var STATUSES = ["queued", "running", "completed", "failed", "cancelled"];
-  var TERMINAL = ["completed", "failed", "cancelled"];
+  var STATUSES = ["queued", "running", "completed", "failed", "cancelled", "pruned"];
+  var TERMINAL = ["completed", "failed", "cancelled", "pruned"];
 
   function setBadge(el, status) {
     if (!el) return;
@@ -139,7 +139,7 @@ export const TuneDeck = (function () {
   function setProgress(bar, run) {
     if (!bar) return;
     bar.classList.toggle("done", run.status === "completed");
-    bar.classList.toggle("stopped", run.status === "failed" || run.status === "cancelled");
+    bar.classList.toggle("stopped", ["failed", "cancelled", "pruned"].indexOf(run.status) >= 0);
     if ((run.status === "queued" && !run.step) || (run.status === "running" && run.progress === null)) {
       bar.removeAttribute("value");  // indeterminate
     } else {

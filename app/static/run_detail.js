@@ -55,7 +55,9 @@ import { baseLayout, colourAt, CONFIG, drawLegend, ema, flatRange, isCurve, metr
     var cancel = $("cancel-button");
     cancel.hidden = !active;
     if (run.cancel_requested) { cancel.disabled = true; cancel.textContent = "Stopping…"; }
-    $("cancel-notice").hidden = !(run.cancel_requested && run.status === "running");
+    $("cancel-notice").hidden = !(run.cancel_requested && run.status === "running") || !!run.prune_reason;
+    $("prune-notice").hidden = !run.prune_reason;
+    field($("prune-notice"), "prune_reason").textContent = run.prune_reason || "";
     applyQueued(run);
     $("download-best").hidden = !run.best_checkpoint;
     // Failed or cancelled runs with a checkpoint continue from it (POST /resume).

@@ -1,6 +1,6 @@
 /* New run form, "Sweep" switch: rows of fields to vary (comma-separated values, or a range
-   "low .. high" with an optional log scale, random only), the sweep's settings, and how many runs
-   it will make. run_new.js asks Sweep.active() and Sweep.collect(body) at submit and posts the
+   "low .. high" with an optional log scale, random and optuna only), the sweep's settings (an
+   optuna sweep's pruner), and how many runs it will make (the budget, for random and optuna). run_new.js asks Sweep.active() and Sweep.collect(body) at submit and posts the
    sweep to POST /api/sweeps instead of one run. */
 import { TuneDeck } from "/static/app.js";
 export const Sweep = (function () {
@@ -13,6 +13,7 @@ export const Sweep = (function () {
   var template = document.getElementById("sweep-row-template");
   var kind = document.getElementById("sweep-kind");
   var budget = document.getElementById("sweep-budget");
+  var pruner = document.getElementById("sweep-pruner");
   var metric = document.getElementById("sweep-metric");
   var direction = document.getElementById("sweep-direction");
   var count = document.getElementById("sweep-count");
@@ -92,7 +93,7 @@ export const Sweep = (function () {
       if (range) {
         result[field] = { low: Number(range[1]), high: Number(range[2]),
                           scale: part(row, "log").checked ? "log" : "linear" };
-        if (kind.value === "grid") problems.push("space." + field + ": a grid needs a list of values; ranges are for random sweeps");
+        if (kind.value === "grid") problems.push("space." + field + ": a grid needs a list of values; ranges are for random and optuna sweeps");
       } else {
         var values = text.split(",").map(function (v) { return v.trim(); }).filter(Boolean).map(number);
         if (!values.length) problems.push("space." + field + ": enter values, e.g. 1e-4, 3e-4");
@@ -103,8 +104,10 @@ export const Sweep = (function () {
     return { space: result, problems: problems };
   }
 
+  function drawn() { return kind.value === "random" || kind.value === "optuna"; }
+
   function runs() {
-    if (kind.value === "random") return Number(budget.value) || 0;
+    if (drawn()) return Number(budget.value) || 0;
     var described = space().space;
     return Object.keys(described).reduce(function (total, name) {
       return total * (Array.isArray(described[name]) ? described[name].length : 0);
@@ -113,7 +116,8 @@ export const Sweep = (function () {
 
   function update() {
     panel.hidden = !toggle.checked;
-    document.getElementById("sweep-budget-box").hidden = kind.value !== "random";
+    document.getElementById("sweep-budget-box").hidden = !drawn();
+    document.getElementById("sweep-pruner-box").hidden = kind.value !== "optuna";
     var n = toggle.checked && rows.children.length ? runs() : 0;
     count.textContent = toggle.checked
       ? (n ? "This sweep will make " + n + " run" + (n === 1 ? "" : "s") + "." : "Vary at least one field to see how many runs it makes.")
@@ -150,7 +154,8 @@ export const Sweep = (function () {
                    direction: direction.value,
                    concurrency: Number(document.getElementById("sweep-concurrency").value) || 1,
                    continue_on_error: document.getElementById("sweep-continue").checked };
-      if (kind.value === "random") body.budget = Number(budget.value) || 0;
+      if (drawn()) body.budget = Number(budget.value) || 0;
+      if (kind.value === "optuna") body.pruner = pruner.value;
       if (runBody.name) body.name = runBody.name;
       return { body: body, problems: described.problems };
     },

@@ -82,7 +82,7 @@ import { CONFIG, baseLayout, colourAt } from "/static/charts.js";
           var badge = document.createElement("span");
           TuneDeck.setBadge(badge, run.status);
           td.appendChild(badge);
-          if (run.error) td.title = run.error;
+          if (run.error || run.prune_reason) td.title = run.error || run.prune_reason;
         } else {
           td.textContent = show(valueOf(run, col.key));
         }

@@ -85,3 +85,38 @@ def test_sweep_from_the_form_then_compare_the_top_two(live_server, page):
     page.wait_for_url(re.compile(r"/compare\?runs="))
     expect(page.locator("#compare-subtitle")).to_contain_text(
         f"Runs {ranked[0]['id']}, {ranked[1]['id']}")
+
+
+def test_optuna_sweep_from_the_form_counts_its_budget_and_sends_its_pruner(live_server, page):
+    with live_server.client() as client:
+        dataset = client.post("/api/datasets", files={"file": ("optuna-e2e.jsonl", ROWS.encode())})
+        assert dataset.status_code == 201, dataset.text
+    page.goto(f"{live_server.url}/runs/new?dataset_id={dataset.json()['id']}")
+    page.select_option("#field-base_model", "tiny-random-llama")
+    page.fill("#field-name", "e2e-optuna")
+    page.fill("input[name=max_steps]", "2")
+    page.locator("#advanced-sft summary").click()
+    page.fill('#advanced-sft input[name=eval_split]', "0.25")
+
+    page.check("#sweep-switch")
+    expect(page.locator("#sweep-pruner-box")).to_be_hidden()
+    page.select_option("#sweep-kind", "optuna")
+    expect(page.locator("#sweep-pruner-box")).to_be_visible()
+    expect(page.locator("#sweep-pruner")).to_have_value("median")
+    page.locator("#sweep-rows .sweep-row").first.locator('[data-sweep="values"]').fill(
+        "1e-5 .. 1e-3")
+    page.locator("#sweep-rows .sweep-row").first.locator('[data-sweep="log"]').check()
+    page.fill("#sweep-budget", "3")
+    expect(page.locator("#sweep-count")).to_have_text("This sweep will make 3 runs.")
+    page.select_option("#sweep-pruner", "successive_halving")
+    page.click("#run-submit")
+
+    page.wait_for_url(re.compile(r"/sweeps/\d+$"))
+    sweep_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".subtitle")).to_contain_text("Optuna sweep of 3 runs")
+    expect(page.locator(".subtitle")).to_contain_text("successive halving pruner")
+    with live_server.client() as client:
+        summary = client.get(f"/api/sweeps/{sweep_id}").json()
+        assert summary["pruner"] == "successive_halving"
+        assert summary["space"]["learning_rate"] == {"low": 1e-5, "high": 1e-3, "scale": "log"}
+        assert client.post(f"/api/sweeps/{sweep_id}/cancel").status_code == 200

@@ -55,3 +55,37 @@ def test_background_thread_writes_progress_metrics_and_sees_cancel(migrated_app)
         assert session.scalar(select(Run.step).where(Run.id == run_id)) == 4
         assert session.scalar(select(func.count()).select_from(Metric)
                               .where(Metric.run_id == run_id)) == 7
+
+
+def test_an_optuna_trial_behind_the_others_stops_at_its_pruners_word(migrated_app):
+    """The sweep's metric logged: the thread writes it and asks the pruner at once (no flush
+    interval to wait for); a trial behind the median stops through the cancel flag."""
+    from app.domain import metrics
+    from app.domain.models import Sweep
+    from app.domain.runs import stopped_status
+
+    with session_scope() as session:
+        sweep = Sweep(name="prune", kind="optuna", base={"strategy": "sft"},
+                      space={"learning_rate": [1e-3, 1e-5]}, trials=[], metric="eval_loss",
+                      direction="min", budget=2, pruner="median",
+                      pruner_options={"n_startup_trials": 1})
+        session.add(sweep)
+        session.flush()
+        done = add_run(session, name="done", status=RunStatus.completed, sweep_id=sweep.id)
+        metrics.log_batch(session, run_id=done.id, rows=[(2, "eval_loss", 1.0, None)])
+        trial = add_run(session, name="trial", status=RunStatus.running, sweep_id=sweep.id)
+        sweep.trials = [{"params": {"learning_rate": 1e-3}, "run_id": done.id},
+                        {"params": {"learning_rate": 1e-5}, "run_id": trial.id}]
+        sweep.launched = 2
+        run_id = trial.id
+    reporter = DbReporter(run_id=run_id, store=make_store(), checkpoint_prefix=f"runs/{run_id}",
+                          flush_interval_s=60, poll_interval_s=0.05)
+    assert reporter.prune_metric == "eval_loss"
+    reporter.log_metrics(1, {"loss": 3.0})  # not the sweep's metric: nothing asked
+    reporter.log_metrics(2, {"eval_loss": 2.5})
+    eventually(reporter.should_stop, timeout=20)
+    reporter.close()
+    with session_scope() as session:
+        run = session.get(Run, run_id)
+        assert run.cancel_requested and "median pruner at step 2" in run.prune_reason
+        assert stopped_status(session, run_id) == RunStatus.pruned

@@ -128,3 +128,73 @@ def test_pause_launches_nothing_until_resumed(client, base):
     resumed = client.post(f"/api/sweeps/{sweep['id']}/resume").json()
     assert resumed["status"] == "running" and resumed["launched"] == 2
     assert client.post(f"/api/sweeps/{sweep['id']}/resume").status_code == 409
+
+
+def test_optuna_sweep_asks_each_trial_as_a_slot_frees(client, base):
+    response = client.post("/api/sweeps", json={
+        "name": "tpe", "run": base, "kind": "optuna", "budget": 3, "concurrency": 2, "seed": 5,
+        "space": {"learning_rate": {"low": 1e-5, "high": 1e-2, "scale": "log"},
+                  "lora_r": [4, 8, 16]}})
+    assert response.status_code == 201, response.text
+    sweep = response.json()
+    assert sweep["kind"] == "optuna" and sweep["pruner"] == "median" and sweep["seed"] == 5
+    assert sweep["total_runs"] == 3 and sweep["launched"] == 2
+    for run in sweep["runs"]:
+        assert 1e-5 <= run["params"]["learning_rate"] <= 1e-2
+        assert run["params"]["lora_r"] in (4, 8, 16)
+    assert sweep["runs"][0]["params"] != sweep["runs"][1]["params"]
+    with SessionLocal() as session:
+        row = session.get(Sweep, sweep["id"])
+        assert [t["run_id"] for t in row.trials] == [r["id"] for r in sweep["runs"]]
+        # Each run trains with its sampled values over the base's validated defaults.
+        run = session.get(Run, sweep["runs"][0]["id"])
+        assert run.hyperparameters["max_steps"] == 2
+        assert run.hyperparameters["learning_rate"] == sweep["runs"][0]["params"]["learning_rate"]
+
+    _finish(sweep["runs"][0]["id"], RunStatus.completed)
+    _advance(sweep["id"])
+    after = client.get(f"/api/sweeps/{sweep['id']}").json()
+    assert after["launched"] == 3 and after["counts"] == {"completed": 1, "queued": 2}
+    _advance(sweep["id"])  # the budget is spent: nothing more launches
+    assert client.get(f"/api/sweeps/{sweep['id']}").json()["launched"] == 3
+    # A trial its pruner stopped: listed under its status, its page says why.
+    pruned_id = sweep["runs"][1]["id"]
+    with SessionLocal() as session:
+        transition(session, run_id=pruned_id, to=RunStatus.running, worker="w:1")
+        session.query(Run).filter(Run.id == pruned_id).update(
+            {"prune_reason": "pruned by the median pruner at step 2: eval_loss 3 was behind"})
+        session.commit()
+        transition(session, run_id=pruned_id, to=RunStatus.pruned)
+    listed = client.get(f"/api/runs?status=pruned&sweep_id={sweep['id']}").json()
+    assert [r["id"] for r in listed] == [pruned_id]
+    assert '<option value="pruned"' in client.get("/runs").text
+    page = client.get(f"/runs/{pruned_id}").text
+    assert "median pruner at step 2" in page and "badge-pruned" in page
+    counts = client.get(f"/api/sweeps/{sweep['id']}").json()["counts"]
+    assert counts == {"completed": 1, "pruned": 1, "queued": 1}
+    assert "Optuna sweep of 3 runs" in client.get(f"/sweeps/{sweep['id']}").text
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"budget": None}, "budget: an optuna sweep needs the number of runs"),
+    ({"space": {}}, "space: name at least one field"),
+    ({"pruner": "hyperband"}, "pruner: must be one of median, successive_halving, none"),
+    ({"pruner_options": {"n_startup": 1}}, "pruner_options.n_startup: the median pruner takes"),
+    ({"pruner_options": {"n_warmup_steps": -1}}, "pruner_options.n_warmup_steps"),
+    ({"pruner": "successive_halving", "pruner_options": {"reduction_factor": 1}},
+     "pruner_options.reduction_factor"),
+    ({"kind": "grid", "pruner": "median", "space": {"lora_r": [4, 8]}},
+     "pruner: only optuna sweeps prune"),
+    ({"space": {"lora_r": [4, -1]}}, "hyperparameters.lora_r"),
+    ({"space": {"learning_rate": {"low": 1e-3, "high": 1e-5}}}, "space.learning_rate"),
+])
+def test_bad_optuna_sweeps_are_4xx_naming_the_field(client, base, change, field):
+    with SessionLocal() as session:
+        sweeps_before = session.query(Sweep).count()
+    body = {"run": base, "kind": "optuna", "budget": 4,
+            "space": {"learning_rate": {"low": 1e-5, "high": 1e-3, "scale": "log"}}, **change}
+    response = client.post("/api/sweeps", json=body)
+    assert 400 <= response.status_code < 500, response.text
+    assert field in response.json()["detail"], response.text
+    with SessionLocal() as session:
+        assert session.query(Sweep).count() == sweeps_before

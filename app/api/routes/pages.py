@@ -27,7 +27,7 @@ from app.services.jobs import runs as run_service
 
 router = APIRouter(include_in_schema=False)
 
-RUN_FILTER_STATUSES = ("queued", "running", "completed", "failed", "cancelled")
+RUN_FILTER_STATUSES = tuple(status.value for status in RunStatus)
 DEMO_FILE = "sft_demo.jsonl"
 DEMO_NAME = "SFT demo"
 # ?kind= → (file, dataset name); "grpo" is arithmetic prompts with answers for reward functions.

@@ -12,7 +12,7 @@ from app.api.queue_notice import worker_command_for
 from app.domain import metrics, workers
 from app.domain.errors import NotFound
 from app.domain.json_values import finite_or_none
-from app.domain.models import Dataset, Sample
+from app.domain.models import Dataset, RunStatus, Sample
 from app.domain.runs import enqueue
 from app.schemas import RunChanges, RunCreate, RunPublic, SamplePublic
 from app.services.compare import comparison as compare
@@ -35,7 +35,7 @@ def create_run(body: RunCreate, session: SessionDep) -> RunPublic:
     return public.model_copy(update={"warnings": [warning] if warning else []})
 
 
-StatusFilter = Query(default=None, pattern="^(queued|running|completed|failed|cancelled)$")
+StatusFilter = Query(default=None, pattern=f"^({'|'.join(RunStatus)})$")
 StrategyFilter = Query(default=None, pattern="^(sft|grpo|dpo)$")
 NameFilter = Query(default=None, max_length=200, description="part of the run's name, any case")
 TagFilter = Query(default=None, max_length=40, description="runs with this tag")

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.storage import ArtifactStore
 from app.domain.models import (
     RESUMABLE_STATUSES,
+    TERMINAL_STATUSES,
     Checkpoint,
     Dataset,
     Metric,
@@ -61,7 +62,7 @@ def create_run(
 
 
 def request_cancel(session: Session, *, run: Run) -> Run:
-    if run.status in (RunStatus.completed, RunStatus.failed, RunStatus.cancelled):
+    if run.status in TERMINAL_STATUSES:
         raise RunStateError(
             f"run {run.id} is already {run.status.value}; "
             "only queued or running runs can be cancelled"

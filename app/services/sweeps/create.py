@@ -1,5 +1,6 @@
 """Creating a sweep: the space and metric checked, expanded into trials, and every trial's
-configuration validated as a launch would be, before any run is queued."""
+configuration validated as a launch would be, before any run is queued. An Optuna sweep's trials
+are asked as slots free, so every value of its space is validated here instead (``probes``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,15 @@ def create_sweep(session: Session, *, body: SweepCreate) -> Sweep:
     base_rewards = launch.checked_rewards(base) if base.strategy == "grpo" else []
     sweeps.check_space(base.strategy, body.kind, body.space,
                        [r["name"] for r in base_rewards])
-    param_sets = sweeps.expand(base.strategy, body.kind, body.space, budget=body.budget,
-                               max_runs=settings.sweep_max_runs, seed=body.seed)
+    optuna = body.kind == "optuna"
+    pruner = (body.pruner or "median") if optuna else body.pruner
+    sweeps.check_pruner(body.kind, pruner, body.pruner_options)
+    if optuna:
+        sweeps.check_budget(body.kind, body.budget, max_runs=settings.sweep_max_runs)
+        param_sets = sweeps.probes(body.space)
+    else:
+        param_sets = sweeps.expand(base.strategy, body.kind, body.space, budget=body.budget,
+                                   max_runs=settings.sweep_max_runs, seed=body.seed)
     trials = []
     for index, params in enumerate(param_sets):
         hyperparameters, rewards = sweeps.apply_params(base.hyperparameters, base_rewards,
@@ -34,7 +42,8 @@ def create_sweep(session: Session, *, body: SweepCreate) -> Sweep:
             checked = launch.validate_spec(spec, dataset)
         except launch.LaunchError as exc:
             shown = ", ".join(f"{k}={v}" for k, v in params.items())
-            raise sweeps.SweepError(f"trial {index + 1} ({shown}): {exc}") from exc
+            which = "values" if optuna else f"trial {index + 1}"
+            raise sweeps.SweepError(f"{which} ({shown}): {exc}") from exc
         trials.append({"params": params, "hyperparameters": checked,
                        "reward_functions": rewards})
     sweeps.check_metric(base.strategy, body.metric, body.direction,
@@ -42,11 +51,16 @@ def create_sweep(session: Session, *, body: SweepCreate) -> Sweep:
                         betas=[t["hyperparameters"].get("beta", 0) for t in trials])
     base_fields = base.model_dump(mode="json", exclude={"hyperparameters", "reward_functions"})
     base_fields["queue"] = base.queue or settings.default_queue
+    if optuna:  # each asked trial starts from these (domain/sweeps._ask)
+        base_fields.update(hyperparameters=base.hyperparameters, reward_functions=base_rewards)
     count = session.query(Sweep).count()
     sweep = Sweep(
         name=body.name or f"sweep-{count + 1}", kind=body.kind, base=base_fields,
-        space=body.space, trials=trials, metric=body.metric, direction=body.direction,
-        concurrency=body.concurrency, continue_on_error=body.continue_on_error,
+        space=body.space, trials=[] if optuna else trials, metric=body.metric,
+        direction=body.direction, concurrency=body.concurrency,
+        continue_on_error=body.continue_on_error, seed=body.seed,
+        budget=body.budget if optuna else None, pruner=pruner if optuna else None,
+        pruner_options=body.pruner_options if optuna else None,
     )
     session.add(sweep)
     session.commit()
