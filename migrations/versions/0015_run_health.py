@@ -2,14 +2,14 @@
 its series
 
 Revision ID: 0015_run_health
-Revises: 0012_hardening
+Revises: 0015_optuna_sweeps
 """
 
 from alembic import op
 import sqlalchemy as sa
 
 revision = "0015_run_health"
-down_revision = "0012_hardening"
+down_revision = "0015_optuna_sweeps"
 branch_labels = None
 depends_on = None
 
