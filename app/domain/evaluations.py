@@ -111,9 +111,12 @@ def check_dataset(dataset: Dataset, strategy: str) -> None:
 
 
 def auto_evaluate(session: Session, *, run_id: int) -> Evaluation | None:
-    """After a run completes: evaluate its best checkpoint on its eval split (setting on)."""
+    """After a run completes: evaluate its best checkpoint on its eval split (setting on).
+
+    A sweep's trials are not: the sweep ranks them by its own metric, and an evaluation per
+    trial would hold the queue ahead of the next trial (evaluate the best from its page)."""
     run = session.get(Run, run_id)
-    if (run is None or not auto_evaluate_enabled()
+    if (run is None or not auto_evaluate_enabled() or run.sweep_id is not None
             or not float((run.hyperparameters or {}).get("eval_split") or 0) > 0):
         return None
     try:
