@@ -15,13 +15,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import select
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.domain import placement, sweeps
+from app.domain import gang, placement, sweeps
 from app.domain.hyperparameters import validate_hyperparameters
 from app.domain.models import Run, RunStatus, utcnow
 from app.domain.notify import notify_run_finished
@@ -39,6 +40,17 @@ HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
 PR_SET_PDEATHSIG = 1
 # After SIGTERM, how long a training process gets before SIGKILL.
 KILL_AFTER_TERM_S = 10
+# Held while this worker trains (a task's run, or its host's node of a run over several hosts,
+# worker/gang.py): one training at a time per worker process.
+TRAINING = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    num_processes: int
+    devices: list[str] | None  # None: the run waits for devices (or hosts)
+    node: gang.NodeAssignment | None = None  # node 0 of a run over several hosts
 
 
 def _die_with_parent() -> None:
@@ -71,28 +83,33 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     # The message says a run is waiting on its queue: take the best one waiting there now
     # (priority, then age), which may be another run than the message's (app/domain/queue.py),
     # with its devices reserved first (all or none), so that no two runs of this host share one.
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        claim = _claim_best(session, queue=run.queue) if run is not None else None
-    if claim is None:
-        log.info("nothing to claim for run %s's message (its queue is empty or paused)", run_id)
-        return "skipped"
-    claimed, num_processes, devices = claim
-    if devices is None:  # back to the queue: this or another worker tries again shortly
+    if not TRAINING.acquire(blocking=False):  # this worker trains its host's node of a run
         raise self.retry(countdown=DEVICE_RETRY_S)
-    if claimed != run_id:
-        log.info("run %s's message claimed run %s, first in its queue", run_id, claimed)
     try:
-        return _train(claimed, num_processes=num_processes, devices=devices)
-    finally:  # whatever happened; a run that stopped running no longer holds them anyway
         with session_scope() as session:
-            placement.release_devices(session, run_id=claimed)
+            run = session.get(Run, run_id)
+            claim = _claim_best(session, queue=run.queue) if run is not None else None
+        if claim is None:
+            log.info("nothing to claim for run %s's message (its queue is empty or paused)",
+                     run_id)
+            return "skipped"
+        if claim.devices is None:  # back to the queue: this or another worker tries again soon
+            raise self.retry(countdown=DEVICE_RETRY_S)
+        if claim.run_id != run_id:
+            log.info("run %s's message claimed run %s, first in its queue", run_id, claim.run_id)
+        try:
+            return _train(claim)
+        finally:  # whatever happened; a run that stopped running no longer holds them anyway
+            with session_scope() as session:  # every host's, for a run over several hosts
+                placement.release_devices(session, run_id=claim.run_id)
+    finally:
+        TRAINING.release()
 
 
-def _claim_best(session, *, queue: str):  # type: ignore[no-untyped-def]
-    """(run id, processes, devices) of the best waiting run of ``queue`` now claimed by this
-    worker; devices None when its devices are held by other runs (it waits, saying so); None
-    when nothing there can be claimed (empty or paused)."""
+def _claim_best(session, *, queue: str) -> Claim | None:  # type: ignore[no-untyped-def]
+    """The best waiting run of ``queue`` now claimed by this worker; its devices None when
+    they are held by other runs (it waits, saying so); None when nothing there can be claimed
+    (empty or paused)."""
     tried: set[int] = set()
     for _ in range(CLAIM_ATTEMPTS):
         query = (select(Run)
@@ -106,23 +123,72 @@ def _claim_best(session, *, queue: str):  # type: ignore[no-untyped-def]
             session.commit()
             return None
         candidate_id, num_processes = candidate.id, _num_processes(candidate)
+        num_hosts, attempt = _num_hosts(candidate), candidate.attempt + 1
         session.commit()  # end the read: the reservation and the claim are their own statements
+        if num_hosts > 1:
+            claim = _claim_gang(session, candidate_id, attempt=attempt, queue=queue,
+                                num_processes=num_processes, num_hosts=num_hosts)
+            if claim is not None:
+                return claim
+            tried.add(candidate_id)
+            continue
         devices = placement.reserve_devices(
-            session, host=socket.gethostname(), worker=worker_identity(), run_id=candidate_id,
+            session, host=gang.this_host(), worker=worker_identity(), run_id=candidate_id,
             candidates=_devices().ids, count=num_processes)
         if devices is None:
             set_waiting_for_devices(session, candidate_id)
-            return candidate_id, num_processes, None
+            return Claim(candidate_id, num_processes, None)
         if transition(session, run_id=candidate_id, to=RunStatus.running, only_if=not_paused(),
                       worker=worker_identity(), heartbeat_at=utcnow(),
-                      attempt=Run.attempt + 1, error=None):
-            return candidate_id, num_processes, devices
+                      attempt=Run.attempt + 1, error=None, waiting_reason=None,
+                      hosts=[{"host": gang.this_host(), "devices": devices}],
+                      rendezvous_endpoint=None):
+            return Claim(candidate_id, num_processes, devices)
         placement.release_devices(session, run_id=candidate_id)
         tried.add(candidate_id)  # another worker took it (or it was cancelled or paused): next
     return None
 
 
-def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
+def _claim_gang(session, run_id: int, *, attempt: int, queue: str,  # type: ignore[no-untyped-def]
+                num_processes: int, num_hosts: int) -> Claim | None:
+    """Reserve the devices of ``num_hosts`` hosts for the run (app/domain/gang.py) and claim it
+    as its node 0, with a rendezvous on this host; None when another worker took it first."""
+    worker = worker_identity()
+    nodes = gang.reserve_gang(
+        session, run_id=run_id, attempt=attempt, host=gang.this_host(), worker=worker,
+        candidates=_devices().ids, count=num_processes, num_hosts=num_hosts, queue=queue,
+        lost_after_s=settings.worker_lost_after_s)
+    if isinstance(nodes, str):
+        set_waiting_for_devices(session, run_id, reason=nodes)
+        session.commit()
+        return Claim(run_id, num_processes, None)
+    endpoint = f"{gang.this_address()}:{_free_port()}"
+    if transition(session, run_id=run_id, to=RunStatus.running, only_if=not_paused(),
+                  worker=worker, heartbeat_at=utcnow(), attempt=attempt, error=None,
+                  waiting_reason=None, rendezvous_endpoint=endpoint,
+                  hosts=[{"host": node.host, "devices": node.devices} for node in nodes]):
+        return Claim(run_id, num_processes, nodes[0].devices, gang.NodeAssignment(
+            run_id=run_id, attempt=attempt, node_rank=0, num_nodes=num_hosts,
+            devices=nodes[0].devices, endpoint=endpoint))
+    gang.release_gang(session, run_id=run_id, attempt=attempt, worker=worker)
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+def _train(claim: Claim) -> str:
+    run_id, num_processes, devices = claim.run_id, claim.num_processes, claim.devices or []
+    if claim.node is not None:
+        from worker import gang as gang_nodes  # builds on this module
+
+        gang_nodes.run_node(claim.node, log_name="train.log")
+        notify_run_finished(run_id)
+        _advance_sweep(run_id)
+        return "done"
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     distributed.clear_rank_errors(log_path.parent)
@@ -137,14 +203,8 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
         )
         code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
-    if code in (-signal.SIGTERM, -signal.SIGKILL) and _checked(lambda: _cancel_requested(run_id)):
-        # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
-        # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
-        with session_scope() as session:
-            transition(session, run_id=run_id, to=RunStatus.cancelled,
-                       error=f"cancelled: the training process had not stopped "
-                             f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
-                             "(its checkpoints so far are kept)")
+    if _cancelled_after_kill(run_id, code):
+        pass
     elif child.returncode != 0:
         reason = (
             f"training process killed by signal {-child.returncode}"
@@ -163,6 +223,21 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
     notify_run_finished(run_id)  # in the background: never delays the next run
     _advance_sweep(run_id)
     return "done"
+
+
+def _cancelled_after_kill(run_id: int, code: int) -> bool:
+    """Whether the child was killed after a cancel (then the run is cancelled as asked)."""
+    if code not in (-signal.SIGTERM, -signal.SIGKILL) or not _checked(
+            lambda: _cancel_requested(run_id)):
+        return False
+    # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
+    # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
+    with session_scope() as session:
+        transition(session, run_id=run_id, to=RunStatus.cancelled,
+                   error=f"cancelled: the training process had not stopped "
+                         f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
+                         "(its checkpoints so far are kept)")
+    return True
 
 
 def _advance_sweep(run_id: int) -> None:
@@ -201,35 +276,51 @@ def _num_processes(run: Run) -> int:
     return hyperparameters.num_processes
 
 
+def _num_hosts(run: Run) -> int:
+    try:
+        return validate_hyperparameters(run.strategy, run.hyperparameters).num_hosts
+    except ValueError:
+        return 1
+
+
 def worker_identity() -> str:
     """"host:pid" of this worker, stored on what it claims (see reaper.dead_on_this_host)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{gang.this_host()}:{os.getpid()}"
 
 
 def wait_heartbeating(
     child: subprocess.Popen[bytes],
-    model: type[Live],
+    model: type[Live] | None,
     row_id: int,
     *,
     cancelled: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Heartbeat the row ``child`` works on at the usual cadence until the child exits.
+    """Heartbeat the row ``child`` works on (none when ``model`` is None) at the usual cadence
+    until the child exits.
 
     With ``cancelled``: once it answers True, the child has ``settings.cancel_grace_s`` to exit by
     itself; then its process group gets SIGTERM, and SIGKILL ``KILL_AFTER_TERM_S`` later, whatever
-    it is doing. Returns the child's exit code."""
+    it is doing. ``stop``, asked at every beat, answering True: SIGTERM now, then SIGKILL.
+    Returns the child's exit code."""
     cancel_seen = terminated = None
     while True:
-        _heartbeat(model, row_id)
+        if model is not None:
+            _heartbeat(model, row_id)
         now = time.monotonic()
+        if stop is not None and terminated is None and _checked(stop):
+            log.warning("%s %s: stopping pid %s", model.__tablename__ if model else "node",
+                        row_id, child.pid)
+            _signal_group(child, signal.SIGTERM)
+            terminated = cancel_seen = now
         if cancelled is not None and cancel_seen is None and _checked(cancelled):
             cancel_seen = now
             log.info("%s %s: cancel requested, waiting %g s for it to stop",
-                     model.__tablename__, row_id, settings.cancel_grace_s)
+                     model.__tablename__ if model else "node", row_id, settings.cancel_grace_s)
         if cancel_seen is not None and terminated is None \
                 and now - cancel_seen >= settings.cancel_grace_s:
             log.warning("%s %s did not stop after its cancel: terminating pid %s",
-                        model.__tablename__, row_id, child.pid)
+                        model.__tablename__ if model else "node", row_id, child.pid)
             _signal_group(child, signal.SIGTERM)
             terminated = now
         if terminated is not None and now - terminated >= KILL_AFTER_TERM_S:
@@ -288,7 +379,7 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
                     session,
                     model,
                     lost_after_s=3 * HEARTBEAT_INTERVAL_S,
-                    only=dead_on_this_host(socket.gethostname()),
+                    only=dead_on_this_host(gang.this_host()),
                 )
     except Exception:
         log.exception("reaping lost jobs at worker start failed")
@@ -303,7 +394,7 @@ def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untype
     saying it while the worker lives."""
     queues = sorted(_consumed_queues(sender))
     devices = _devices()
-    name, host = worker_identity(), socket.gethostname()
+    name, host = worker_identity(), gang.this_host()
 
     def beat() -> None:
         while True:
