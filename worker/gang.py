@@ -41,6 +41,8 @@ from worker.tasks import (
 log = logging.getLogger(__name__)
 # A node's worker heartbeats every HEARTBEAT_INTERVAL_S: three missed beats is a lost host.
 LOST_AFTER_S = min(float(settings.worker_lost_after_s), 3 * HEARTBEAT_INTERVAL_S)
+# How often an idle worker looks for its host's pending nodes (node 0 waits for them to join).
+POLL_INTERVAL_S = min(2.0, HEARTBEAT_INTERVAL_S)
 
 
 class NodeWatch:
@@ -189,7 +191,7 @@ def poll_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
     """Look for this host's nodes of runs over several hosts while the worker lives."""
 
     def loop() -> None:
-        while not _polling_stop.wait(HEARTBEAT_INTERVAL_S):
+        while not _polling_stop.wait(POLL_INTERVAL_S):
             try:
                 poll_nodes()
             except Exception:  # a database blip: look again next beat
