@@ -108,7 +108,7 @@ def test_a_two_host_run_trains_to_completion(hosts):
 def test_killing_one_hosts_worker_fails_the_run_naming_it_and_resume_completes(hosts):
     server = hosts.server
     with server.client() as client:
-        run_id = _launch(client, max_steps=30, save_steps=2)
+        run_id = _launch(client, max_steps=16, save_steps=2)
         _wait(lambda: client.get(f"/api/runs/{run_id}/checkpoints").json(), 120,
               "a first checkpoint")
         run = client.get(f"/api/runs/{run_id}").json()
@@ -132,7 +132,7 @@ def test_killing_one_hosts_worker_fails_the_run_naming_it_and_resume_completes(h
         assert run["status"] == "completed", f"{run['error']}\n{server.logs()}"
         losses = client.get(f"/api/runs/{run_id}/metrics?names=loss").json()["metrics"]["loss"]
         steps = [step for step, _ in losses]
-        assert steps[-1] == 30 and len(steps) == len(set(steps)) == 30, steps
+        assert steps[-1] == 16 and len(steps) == len(set(steps)) == 16, steps
     _wait(lambda: hosts.reservations(run_id) == 0, 30, "the reservations released")
 
 
