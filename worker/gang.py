@@ -118,6 +118,7 @@ def run_node(node: gang.NodeAssignment, *, log_name: str) -> int:
     log_dir = settings.checkpoints_dir / str(node.run_id)
     log_path = log_dir / log_name
     log_dir.mkdir(parents=True, exist_ok=True)
+    distributed.clear_rank_errors(log_dir)  # an earlier attempt's must not explain this one
     offset = log_path.stat().st_size if log_path.exists() else 0
     command = distributed.gang_command(
         node.run_id, num_nodes=node.num_nodes, node_rank=node.node_rank,

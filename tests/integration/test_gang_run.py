@@ -4,8 +4,6 @@ hosts would (sharing the server's data directory as real ones share artifact sto
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 
