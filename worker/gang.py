@@ -59,8 +59,12 @@ class NodeWatch:
             gang.beat_node(session, run_id=node.run_id, attempt=node.attempt,
                            node_rank=node.node_rank)
             session.commit()
-            status = session.scalar(select(Run.status).where(Run.id == node.run_id))
-            if status != RunStatus.running:
+            row = session.execute(select(Run.status, Run.attempt)
+                                  .where(Run.id == node.run_id)).one_or_none()
+            if row is None:  # deleted
+                return True
+            status, attempt = row
+            if status != RunStatus.running or attempt != node.attempt:  # a later attempt runs
                 return status != RunStatus.completed  # completed: its ranks end by themselves
             problem = gang.node_problem(session, run_id=node.run_id, attempt=node.attempt,
                                         lost_after_s=LOST_AFTER_S,

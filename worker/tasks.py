@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from celery.signals import worker_ready, worker_shutdown
 from sqlalchemy import select
@@ -23,16 +20,14 @@ from sqlalchemy import select
 from app.core.config import settings
 from app.core.db import session_scope
 from app.domain import gang, placement, sweeps
-from app.domain.hyperparameters import validate_hyperparameters
-from app.domain.models import Run, RunStatus, utcnow
+from app.domain.models import Run, RunStatus
 from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
-from app.domain.queue import CLAIM_ATTEMPTS, not_paused, waiting_order
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
-from app.domain.run_phases import set_waiting_for_devices
 from app.domain.runs import transition
 from worker import distributed
 from worker.celery_app import celery_app
+from worker.claims import Claim, claim_best, offered_devices, worker_identity
 
 log = logging.getLogger(__name__)
 # Kept well under the reaper's threshold (see app/domain/reaper.py).
@@ -43,14 +38,6 @@ KILL_AFTER_TERM_S = 10
 # Held while this worker trains (a task's run, or its host's node of a run over several hosts,
 # worker/gang.py): one training at a time per worker process.
 TRAINING = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Claim:
-    run_id: int
-    num_processes: int
-    devices: list[str] | None  # None: the run waits for devices (or hosts)
-    node: gang.NodeAssignment | None = None  # node 0 of a run over several hosts
 
 
 def _die_with_parent() -> None:
@@ -88,7 +75,7 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
         with session_scope() as session:
             run = session.get(Run, run_id)
-            claim = _claim_best(session, queue=run.queue) if run is not None else None
+            claim = claim_best(session, queue=run.queue) if run is not None else None
         if claim is None:
             log.info("nothing to claim for run %s's message (its queue is empty or paused)",
                      run_id)
@@ -104,80 +91,6 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
                 placement.release_devices(session, run_id=claim.run_id)
     finally:
         TRAINING.release()
-
-
-def _claim_best(session, *, queue: str) -> Claim | None:  # type: ignore[no-untyped-def]
-    """The best waiting run of ``queue`` now claimed by this worker; its devices None when
-    they are held by other runs (it waits, saying so); None when nothing there can be claimed
-    (empty or paused)."""
-    tried: set[int] = set()
-    for _ in range(CLAIM_ATTEMPTS):
-        query = (select(Run)
-                 .where(Run.status == RunStatus.queued, Run.queue == queue, not_paused(),
-                        Run.cancel_requested.is_(False))
-                 .order_by(*waiting_order()).limit(1))
-        if tried:
-            query = query.where(Run.id.not_in(tried))
-        candidate = session.scalar(query)
-        if candidate is None:
-            session.commit()
-            return None
-        candidate_id, num_processes = candidate.id, _num_processes(candidate)
-        num_hosts, attempt = _num_hosts(candidate), candidate.attempt + 1
-        session.commit()  # end the read: the reservation and the claim are their own statements
-        if num_hosts > 1:
-            claim = _claim_gang(session, candidate_id, attempt=attempt, queue=queue,
-                                num_processes=num_processes, num_hosts=num_hosts)
-            if claim is not None:
-                return claim
-            tried.add(candidate_id)
-            continue
-        devices = placement.reserve_devices(
-            session, host=gang.this_host(), worker=worker_identity(), run_id=candidate_id,
-            candidates=_devices().ids, count=num_processes)
-        if devices is None:
-            set_waiting_for_devices(session, candidate_id)
-            return Claim(candidate_id, num_processes, None)
-        if transition(session, run_id=candidate_id, to=RunStatus.running, only_if=not_paused(),
-                      worker=worker_identity(), heartbeat_at=utcnow(),
-                      attempt=Run.attempt + 1, error=None, waiting_reason=None,
-                      hosts=[{"host": gang.this_host(), "devices": devices}],
-                      rendezvous_endpoint=None):
-            return Claim(candidate_id, num_processes, devices)
-        placement.release_devices(session, run_id=candidate_id)
-        tried.add(candidate_id)  # another worker took it (or it was cancelled or paused): next
-    return None
-
-
-def _claim_gang(session, run_id: int, *, attempt: int, queue: str,  # type: ignore[no-untyped-def]
-                num_processes: int, num_hosts: int) -> Claim | None:
-    """Reserve the devices of ``num_hosts`` hosts for the run (app/domain/gang.py) and claim it
-    as its node 0, with a rendezvous on this host; None when another worker took it first."""
-    worker = worker_identity()
-    nodes = gang.reserve_gang(
-        session, run_id=run_id, attempt=attempt, host=gang.this_host(), worker=worker,
-        candidates=_devices().ids, count=num_processes, num_hosts=num_hosts, queue=queue,
-        lost_after_s=settings.worker_lost_after_s)
-    if isinstance(nodes, str):
-        set_waiting_for_devices(session, run_id, reason=nodes)
-        session.commit()
-        return Claim(run_id, num_processes, None)
-    endpoint = f"{gang.this_address()}:{_free_port()}"
-    if transition(session, run_id=run_id, to=RunStatus.running, only_if=not_paused(),
-                  worker=worker, heartbeat_at=utcnow(), attempt=attempt, error=None,
-                  waiting_reason=None, rendezvous_endpoint=endpoint,
-                  hosts=[{"host": node.host, "devices": node.devices} for node in nodes]):
-        return Claim(run_id, num_processes, nodes[0].devices, gang.NodeAssignment(
-            run_id=run_id, attempt=attempt, node_rank=0, num_nodes=num_hosts,
-            devices=nodes[0].devices, endpoint=endpoint))
-    gang.release_gang(session, run_id=run_id, attempt=attempt, worker=worker)
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
 
 
 def _train(claim: Claim) -> str:
@@ -254,11 +167,6 @@ def _advance_sweep(run_id: int) -> None:
 DEVICE_RETRY_S = 5
 
 
-@functools.cache
-def _devices() -> placement.Devices:
-    return placement.local_devices()
-
-
 def _child_environment(devices: list[str]) -> dict[str, str]:
     """The training child sees the GPUs reserved for its run, and only those."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -266,26 +174,6 @@ def _child_environment(devices: list[str]) -> dict[str, str]:
     if gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
     return env
-
-
-def _num_processes(run: Run) -> int:
-    try:
-        hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters)
-    except ValueError:  # the training process records what is wrong with them
-        return 1
-    return hyperparameters.num_processes
-
-
-def _num_hosts(run: Run) -> int:
-    try:
-        return validate_hyperparameters(run.strategy, run.hyperparameters).num_hosts
-    except ValueError:
-        return 1
-
-
-def worker_identity() -> str:
-    """"host:pid" of this worker, stored on what it claims (see reaper.dead_on_this_host)."""
-    return f"{gang.this_host()}:{os.getpid()}"
 
 
 def wait_heartbeating(
@@ -393,7 +281,7 @@ def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untype
     """Tell the web app which devices this worker can give a run (domain/placement.py), and keep
     saying it while the worker lives."""
     queues = sorted(_consumed_queues(sender))
-    devices = _devices()
+    offered = offered_devices()
     name, host = worker_identity(), gang.this_host()
 
     def beat() -> None:
@@ -401,7 +289,7 @@ def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untype
             try:
                 with session_scope() as session:
                     placement.register_worker(session, name=name, host=host, queues=queues,
-                                              devices=devices)
+                                              devices=offered)
             except Exception:
                 log.exception("registering worker %s failed", name)
             if _registration_stop.wait(HEARTBEAT_INTERVAL_S):

@@ -18,7 +18,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, not_, select
+from sqlalchemy import and_, delete, not_, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -217,22 +217,22 @@ def node_problem(session: Session, *, run_id: int, attempt: int, lost_after_s: f
     nodes = session.scalars(select(GangNode).where(
         GangNode.run_id == run_id, GangNode.attempt == attempt).order_by(GangNode.node_rank)
     ).all()
-    lost = {row.id for row in session.scalars(select(GangNode).where(
+    # Compared in SQL: SQLite hands back naive datetimes.
+    stale = set(session.scalars(select(GangNode.id).where(
         GangNode.run_id == run_id, GangNode.attempt == attempt,
-        GangNode.state == "running",
-        GangNode.heartbeat_at < now - timedelta(seconds=lost_after_s)))}
-    late = {row.id for row in session.scalars(select(GangNode).where(
-        GangNode.run_id == run_id, GangNode.attempt == attempt,
-        GangNode.state == "pending",
-        GangNode.heartbeat_at < now - timedelta(seconds=join_timeout_s)))}
+        or_(and_(GangNode.state == "running",
+                 GangNode.heartbeat_at < now - timedelta(seconds=lost_after_s)),
+            and_(GangNode.state == "pending",
+                 GangNode.heartbeat_at < now - timedelta(seconds=join_timeout_s))))))
     for node in nodes:
+        if node.id not in stale:
+            continue
         where = f"host {node.host} (node {node.node_rank} of {len(nodes)})"
-        if node.id in lost:
+        if node.state == "running":
             return (f"{where} was lost: its worker {node.worker} stopped heartbeating for "
                     f"{lost_after_s:g} s; the other hosts' ranks were stopped")
-        if node.id in late:
-            return (f"{where} did not join within {join_timeout_s:g} s: no idle worker of that "
-                    "host started its part (TUNEDECK_GANG_JOIN_TIMEOUT_S)")
+        return (f"{where} did not join within {join_timeout_s:g} s: no idle worker of that "
+                "host started its part (TUNEDECK_GANG_JOIN_TIMEOUT_S)")
     return None
 
 
