@@ -29,7 +29,9 @@ class Hosts:
     def start(self, host: str) -> None:
         env = {**self.server.env, "TUNEDECK_WORKER_HOST_NAME": host,
                "TUNEDECK_WORKER_ADDRESS": "127.0.0.1", "TUNEDECK_WORKER_DEVICES": "cpu:1",
-               "TUNEDECK_GANG_JOIN_TIMEOUT_S": "60", "TUNEDECK_AUTO_EVALUATE": "false"}
+               "TUNEDECK_GANG_JOIN_TIMEOUT_S": "60", "TUNEDECK_AUTO_EVALUATE": "false",
+               # Heartbeats every 2.5 s: a host is lost after 7.5 s without one.
+               "TUNEDECK_WORKER_LOST_AFTER_S": "10"}
         log = open(self.server.data_dir / f"worker-{host}.log", "ab")  # noqa: SIM115
         self.workers[host] = subprocess.Popen(worker_command("gang", host), cwd=ROOT, env=env,
                                               stdout=log, stderr=subprocess.STDOUT)
@@ -106,7 +108,7 @@ def test_a_two_host_run_trains_to_completion(hosts):
 def test_killing_one_hosts_worker_fails_the_run_naming_it_and_resume_completes(hosts):
     server = hosts.server
     with server.client() as client:
-        run_id = _launch(client, max_steps=16, save_steps=2)
+        run_id = _launch(client, max_steps=10, save_steps=2)
         _wait(lambda: client.get(f"/api/runs/{run_id}/checkpoints").json(), 120,
               "a first checkpoint")
         run = client.get(f"/api/runs/{run_id}").json()
@@ -130,7 +132,7 @@ def test_killing_one_hosts_worker_fails_the_run_naming_it_and_resume_completes(h
         assert run["status"] == "completed", f"{run['error']}\n{server.logs()}"
         losses = client.get(f"/api/runs/{run_id}/metrics?names=loss").json()["metrics"]["loss"]
         steps = [step for step, _ in losses]
-        assert steps[-1] == 16 and len(steps) == len(set(steps)) == 16, steps
+        assert steps[-1] == 10 and len(steps) == len(set(steps)) == 10, steps
     _wait(lambda: hosts.reservations(run_id) == 0, 30, "the reservations released")
 
 
