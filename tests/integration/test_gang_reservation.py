@@ -99,6 +99,12 @@ def test_two_gang_runs_competing_for_two_hosts_one_gets_both_the_other_none(engi
         transition(session, run_id=winner, to=RunStatus.running, attempt=1,
                    rendezvous_endpoint="127.0.0.1:29999")
         other = nodes[1].host
+        # Until a worker of that host takes it, its node is pending: past the join timeout, the
+        # host is named as the one that never joined.
+        assert gang.node_problem(session, run_id=winner, attempt=1, lost_after_s=LOST,
+                                 join_timeout_s=-1) == (
+            f"host {other} (node 1 of 2) did not join within -1 s: no idle worker of that host "
+            "started its part (TUNEDECK_GANG_JOIN_TIMEOUT_S)")
         node = gang.claim_node(session, host=other, worker=f"{other}:1")
         assert node is not None and (node.node_rank, node.num_nodes) == (1, 2)
         assert node.endpoint == "127.0.0.1:29999" and node.devices == ["cpu:0"]
