@@ -94,14 +94,19 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def _train(claim: Claim) -> str:
-    run_id, num_processes, devices = claim.run_id, claim.num_processes, claim.devices or []
-    if claim.node is not None:
+    if claim.node is not None:  # node 0 of a run over several hosts
         from worker import gang as gang_nodes  # builds on this module
 
         gang_nodes.run_node(claim.node, log_name="train.log")
-        notify_run_finished(run_id)
-        _advance_sweep(run_id)
-        return "done"
+    else:
+        _train_on_this_host(claim.run_id, num_processes=claim.num_processes,
+                            devices=claim.devices or [])
+    notify_run_finished(claim.run_id)  # in the background: never delays the next run
+    _advance_sweep(claim.run_id)
+    return "done"
+
+
+def _train_on_this_host(run_id: int, *, num_processes: int, devices: list[str]) -> None:
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     distributed.clear_rank_errors(log_path.parent)
@@ -116,9 +121,7 @@ def _train(claim: Claim) -> str:
         )
         code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
-    if _cancelled_after_kill(run_id, code):
-        pass
-    elif child.returncode != 0:
+    if child.returncode != 0 and not _cancelled_after_kill(run_id, code):
         reason = (
             f"training process killed by signal {-child.returncode}"
             + (" (out of memory?)" if child.returncode == -signal.SIGKILL else "")
@@ -133,9 +136,6 @@ def _train(claim: Claim) -> str:
             ) or error
         with session_scope() as session:
             transition(session, run_id=run_id, to=RunStatus.failed, error=error)
-    notify_run_finished(run_id)  # in the background: never delays the next run
-    _advance_sweep(run_id)
-    return "done"
 
 
 def _cancelled_after_kill(run_id: int, code: int) -> bool:
