@@ -173,6 +173,9 @@ class RunPublic(BaseModel):
     device: str | None
     queue: str
     worker: str | None = None  # "host:pid" of the worker that claimed it last
+    # Where its last attempt trained: {"host", "devices"} per host, node 0 (its claimer) first.
+    hosts: list[dict[str, Any]] = Field(default_factory=list)
+    rendezvous_endpoint: str | None = None
     priority: int = 0
     sweep_id: int | None = None
     tags: list[str] = Field(default_factory=list)
@@ -204,7 +207,7 @@ class RunPublic(BaseModel):
     trackers: dict[str, Any] | None = None
     tracker_status: dict[str, Any] | None = None
 
-    @field_validator("resume_points", "tags", mode="before")
+    @field_validator("resume_points", "tags", "hosts", mode="before")
     @classmethod
     def _no_resumes(cls, value: Any) -> Any:
         return value or []

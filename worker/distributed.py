@@ -43,6 +43,26 @@ def training_command(run_id: int, *, num_processes: int) -> list[str]:
     ]  # fmt: skip
 
 
+def gang_command(run_id: int, *, num_nodes: int, node_rank: int, num_processes: int,
+                 endpoint: str, join_timeout_s: int, local_addr: str) -> list[str]:
+    """One host's torchrun node of a run over ``num_nodes`` hosts: a c10d rendezvous at
+    ``endpoint`` (hosted by node 0's agent), ``num_processes`` ranks here, no restarts.
+
+    The global ranks follow the rendezvous's order of the nodes, not ``node_rank``: rank 0 (the
+    one that reports) may train on any host."""
+    return [
+        sys.executable, "-m", "torch.distributed.run",
+        "--nnodes", str(num_nodes), "--node-rank", str(node_rank),
+        "--nproc-per-node", str(num_processes),
+        "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+        "--rdzv-id", f"tunedeck-run-{run_id}",
+        "--rdzv-conf", f"join_timeout={join_timeout_s},is_host={str(node_rank == 0).lower()}",
+        "--local-addr", local_addr,
+        "--max-restarts", "0", "--monitor-interval", "1",
+        "-m", "worker.train_process", str(run_id),
+    ]  # fmt: skip
+
+
 def error_file(log_dir: Path, rank: int) -> Path:
     return Path(log_dir) / f"rank-{rank}.error"
 

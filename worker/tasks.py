@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import functools
 import logging
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,17 +19,15 @@ from sqlalchemy import select
 
 from app.core.config import settings
 from app.core.db import session_scope
-from app.domain import placement, run_health, sweeps
-from app.domain.hyperparameters import validate_hyperparameters
-from app.domain.models import Run, RunStatus, utcnow
+from app.domain import gang, placement, run_health, sweeps
+from app.domain.models import Run, RunStatus
 from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
-from app.domain.queue import CLAIM_ATTEMPTS, not_paused, waiting_order
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
-from app.domain.run_phases import set_waiting_for_devices
 from app.domain.runs import stopped_status, transition
 from worker import distributed
 from worker.celery_app import celery_app
+from worker.claims import Claim, claim_best, offered_devices, worker_identity
 
 log = logging.getLogger(__name__)
 # Kept well under the reaper's threshold (see app/domain/reaper.py).
@@ -39,6 +35,9 @@ HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
 PR_SET_PDEATHSIG = 1
 # After SIGTERM, how long a training process gets before SIGKILL.
 KILL_AFTER_TERM_S = 10
+# Held while this worker trains (a task's run, or its host's node of a run over several hosts,
+# worker/gang.py): one training at a time per worker process.
+TRAINING = threading.Lock()
 
 
 def _die_with_parent() -> None:
@@ -71,58 +70,53 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     # The message says a run is waiting on its queue: take the best one waiting there now
     # (priority, then age), which may be another run than the message's (app/domain/queue.py),
     # with its devices reserved first (all or none), so that no two runs of this host share one.
-    with session_scope() as session:
-        run = session.get(Run, run_id)
-        claim = _claim_best(session, queue=run.queue) if run is not None else None
-    if claim is None:
-        log.info("nothing to claim for run %s's message (its queue is empty or paused)", run_id)
-        return "skipped"
-    claimed, num_processes, devices = claim
-    if devices is None:  # back to the queue: this or another worker tries again shortly
+    if not TRAINING.acquire(blocking=False):  # this worker trains its host's node of a run
         raise self.retry(countdown=DEVICE_RETRY_S)
-    if claimed != run_id:
-        log.info("run %s's message claimed run %s, first in its queue", run_id, claimed)
     try:
-        return _train(claimed, num_processes=num_processes, devices=devices)
-    finally:  # whatever happened; a run that stopped running no longer holds them anyway
         with session_scope() as session:
-            placement.release_devices(session, run_id=claimed)
+            run = session.get(Run, run_id)
+            claim = claim_best(session, queue=run.queue) if run is not None else None
+        if claim is None:
+            log.info("nothing to claim for run %s's message (its queue is empty or paused)",
+                     run_id)
+            return "skipped"
+        if claim.devices is None:  # back to the queue: this or another worker tries again soon
+            raise self.retry(countdown=DEVICE_RETRY_S)
+        if claim.run_id != run_id:
+            log.info("run %s's message claimed run %s, first in its queue", run_id, claim.run_id)
+        try:
+            return _train(claim)
+        finally:  # whatever happened; a run that stopped running no longer holds them anyway
+            with session_scope() as session:  # every host's, for a run over several hosts
+                placement.release_devices(session, run_id=claim.run_id)
+    finally:
+        TRAINING.release()
 
 
-def _claim_best(session, *, queue: str):  # type: ignore[no-untyped-def]
-    """(run id, processes, devices) of the best waiting run of ``queue`` now claimed by this
-    worker; devices None when its devices are held by other runs (it waits, saying so); None
-    when nothing there can be claimed (empty or paused)."""
-    tried: set[int] = set()
-    for _ in range(CLAIM_ATTEMPTS):
-        query = (select(Run)
-                 .where(Run.status == RunStatus.queued, Run.queue == queue, not_paused(),
-                        Run.cancel_requested.is_(False))
-                 .order_by(*waiting_order()).limit(1))
-        if tried:
-            query = query.where(Run.id.not_in(tried))
-        candidate = session.scalar(query)
-        if candidate is None:
-            session.commit()
-            return None
-        candidate_id, num_processes = candidate.id, _num_processes(candidate)
-        session.commit()  # end the read: the reservation and the claim are their own statements
-        devices = placement.reserve_devices(
-            session, host=socket.gethostname(), worker=worker_identity(), run_id=candidate_id,
-            candidates=_devices().ids, count=num_processes)
-        if devices is None:
-            set_waiting_for_devices(session, candidate_id)
-            return candidate_id, num_processes, None
-        if transition(session, run_id=candidate_id, to=RunStatus.running, only_if=not_paused(),
-                      worker=worker_identity(), heartbeat_at=utcnow(),
-                      attempt=Run.attempt + 1, error=None):
-            return candidate_id, num_processes, devices
-        placement.release_devices(session, run_id=candidate_id)
-        tried.add(candidate_id)  # another worker took it (or it was cancelled or paused): next
-    return None
+def _train(claim: Claim) -> str:
+    if claim.node is not None:  # node 0 of a run over several hosts
+        from worker import gang as gang_nodes  # builds on this module
+
+        gang_nodes.run_node(claim.node, log_name="train.log")
+    else:
+        _train_on_this_host(claim.run_id, num_processes=claim.num_processes,
+                            devices=claim.devices or [])
+    notify_run_finished(claim.run_id)  # in the background: never delays the next run
+    _advance_sweep(claim.run_id)
+    _record_health(claim.run_id)
+    return "done"
 
 
-def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
+def _record_health(run_id: int) -> None:
+    """Keep the finished run's health flags, so opening it in compare reads no series for them."""
+    try:
+        with session_scope() as session:
+            run_health.record(session, run_id=run_id)
+    except Exception:  # the first page that needs them computes them instead
+        log.exception("recording the health of run %s failed", run_id)
+
+
+def _train_on_this_host(run_id: int, *, num_processes: int, devices: list[str]) -> None:
     log_path = settings.checkpoints_dir / str(run_id) / "train.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     distributed.clear_rank_errors(log_path.parent)
@@ -137,16 +131,7 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
         )
         code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
-    if code in (-signal.SIGTERM, -signal.SIGKILL) and _checked(lambda: _cancel_requested(run_id)):
-        # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
-        # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
-        with session_scope() as session:
-            status = stopped_status(session, run_id)
-            transition(session, run_id=run_id, to=status,
-                       error=f"{status.value}: the training process had not stopped "
-                             f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
-                             "(its checkpoints so far are kept)")
-    elif child.returncode != 0:
+    if child.returncode != 0 and not _cancelled_after_kill(run_id, code):
         reason = (
             f"training process killed by signal {-child.returncode}"
             + (" (out of memory?)" if child.returncode == -signal.SIGKILL else "")
@@ -161,19 +146,22 @@ def _train(run_id: int, *, num_processes: int, devices: list[str]) -> str:
             ) or error
         with session_scope() as session:
             transition(session, run_id=run_id, to=RunStatus.failed, error=error)
-    notify_run_finished(run_id)  # in the background: never delays the next run
-    _advance_sweep(run_id)
-    _record_health(run_id)
-    return "done"
 
 
-def _record_health(run_id: int) -> None:
-    """Keep the finished run's health flags, so opening it in compare reads no series for them."""
-    try:
-        with session_scope() as session:
-            run_health.record(session, run_id=run_id)
-    except Exception:  # the first page that needs them computes them instead
-        log.exception("recording the health of run %s failed", run_id)
+def _cancelled_after_kill(run_id: int, code: int) -> bool:
+    """Whether the child was killed after a cancel (then the run is cancelled as asked)."""
+    if code not in (-signal.SIGTERM, -signal.SIGKILL) or not _checked(
+            lambda: _cancel_requested(run_id)):
+        return False
+    # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
+    # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
+    with session_scope() as session:
+        status = stopped_status(session, run_id)  # cancelled, or pruned by its sweep
+        transition(session, run_id=run_id, to=status,
+                   error=f"{status.value}: the training process had not stopped "
+                         f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
+                         "(its checkpoints so far are kept)")
+    return True
 
 
 def _advance_sweep(run_id: int) -> None:
@@ -190,11 +178,6 @@ def _advance_sweep(run_id: int) -> None:
 DEVICE_RETRY_S = 5
 
 
-@functools.cache
-def _devices() -> placement.Devices:
-    return placement.local_devices()
-
-
 def _child_environment(devices: list[str]) -> dict[str, str]:
     """The training child sees the GPUs reserved for its run, and only those."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -204,43 +187,39 @@ def _child_environment(devices: list[str]) -> dict[str, str]:
     return env
 
 
-def _num_processes(run: Run) -> int:
-    try:
-        hyperparameters = validate_hyperparameters(run.strategy, run.hyperparameters)
-    except ValueError:  # the training process records what is wrong with them
-        return 1
-    return hyperparameters.num_processes
-
-
-def worker_identity() -> str:
-    """"host:pid" of this worker, stored on what it claims (see reaper.dead_on_this_host)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def wait_heartbeating(
     child: subprocess.Popen[bytes],
-    model: type[Live],
+    model: type[Live] | None,
     row_id: int,
     *,
     cancelled: Callable[[], bool] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> int:
-    """Heartbeat the row ``child`` works on at the usual cadence until the child exits.
+    """Heartbeat the row ``child`` works on (none when ``model`` is None) at the usual cadence
+    until the child exits.
 
     With ``cancelled``: once it answers True, the child has ``settings.cancel_grace_s`` to exit by
     itself; then its process group gets SIGTERM, and SIGKILL ``KILL_AFTER_TERM_S`` later, whatever
-    it is doing. Returns the child's exit code."""
+    it is doing. ``stop``, asked at every beat, answering True: SIGTERM now, then SIGKILL.
+    Returns the child's exit code."""
     cancel_seen = terminated = None
     while True:
-        _heartbeat(model, row_id)
+        if model is not None:
+            _heartbeat(model, row_id)
         now = time.monotonic()
+        if stop is not None and terminated is None and _checked(stop):
+            log.warning("%s %s: stopping pid %s", model.__tablename__ if model else "node",
+                        row_id, child.pid)
+            _signal_group(child, signal.SIGTERM)
+            terminated = cancel_seen = now
         if cancelled is not None and cancel_seen is None and _checked(cancelled):
             cancel_seen = now
             log.info("%s %s: cancel requested, waiting %g s for it to stop",
-                     model.__tablename__, row_id, settings.cancel_grace_s)
+                     model.__tablename__ if model else "node", row_id, settings.cancel_grace_s)
         if cancel_seen is not None and terminated is None \
                 and now - cancel_seen >= settings.cancel_grace_s:
             log.warning("%s %s did not stop after its cancel: terminating pid %s",
-                        model.__tablename__, row_id, child.pid)
+                        model.__tablename__ if model else "node", row_id, child.pid)
             _signal_group(child, signal.SIGTERM)
             terminated = now
         if terminated is not None and now - terminated >= KILL_AFTER_TERM_S:
@@ -299,7 +278,7 @@ def reap_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
                     session,
                     model,
                     lost_after_s=3 * HEARTBEAT_INTERVAL_S,
-                    only=dead_on_this_host(socket.gethostname()),
+                    only=dead_on_this_host(gang.this_host()),
                 )
     except Exception:
         log.exception("reaping lost jobs at worker start failed")
@@ -313,15 +292,15 @@ def register_at_start(sender=None, **_kwargs) -> None:  # type: ignore[no-untype
     """Tell the web app which devices this worker can give a run (domain/placement.py), and keep
     saying it while the worker lives."""
     queues = sorted(_consumed_queues(sender))
-    devices = _devices()
-    name, host = worker_identity(), socket.gethostname()
+    offered = offered_devices()
+    name, host = worker_identity(), gang.this_host()
 
     def beat() -> None:
         while True:
             try:
                 with session_scope() as session:
                     placement.register_worker(session, name=name, host=host, queues=queues,
-                                              devices=devices)
+                                              devices=offered)
             except Exception:
                 log.exception("registering worker %s failed", name)
             if _registration_stop.wait(HEARTBEAT_INTERVAL_S):

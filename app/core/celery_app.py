@@ -10,8 +10,8 @@ from kombu import Queue
 from app.core.config import Settings, settings
 
 # Imported by the worker process when it starts (the web never imports them: it sends by name).
-WORKER_TASK_MODULES = ["worker.tasks", "worker.eval_tasks", "worker.export_tasks",
-                       "worker.deploy_tasks", "worker.dataset_tasks"]
+WORKER_TASK_MODULES = ["worker.tasks", "worker.gang", "worker.eval_tasks",
+                       "worker.export_tasks", "worker.deploy_tasks", "worker.dataset_tasks"]
 
 
 def create_celery(cfg: Settings = settings) -> Celery:

@@ -57,6 +57,16 @@ class Settings(BaseSettings):
     # marked failed ("worker lost"); with the reaper's pass every ≤ 10 s a dead worker is noticed
     # within a minute (domain/reaper.py).
     worker_lost_after_s: int = Field(default=45, ge=5)
+    # This worker's host as placement names it (device reservations, the hosts of a run over
+    # several hosts); empty: the machine's hostname. Two workers of one machine given different
+    # names act as two hosts (a multi-host run tried on one machine).
+    worker_host_name: str = ""
+    # The address the other hosts of a multi-host run reach this one at (its torchrun rendezvous
+    # when it is node 0); empty: 127.0.0.1 when worker_host_name is set, else the hostname.
+    worker_address: str = ""
+    # Seconds every host of a multi-host run has to join its rendezvous before the run fails,
+    # naming the hosts that did not (torchrun's join_timeout).
+    gang_join_timeout_s: int = Field(default=120, ge=5)
     # Seconds a run or an evaluation may wait in the queue before its task is published again (a
     # broker that lost its messages, e.g. Redis restarted without persistence); the wait doubles
     # after each re-publish, up to an hour. A playground generation no worker took within this

@@ -182,6 +182,13 @@ class Run(Base):
     # compare page reads these instead of its series (domain/run_health.py).
     health_flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
+    # Where its last attempt trained: one {"host", "devices"} per host, in node-rank order, and
+    # for a run over several hosts the rendezvous of their torchrun nodes (domain/gang.py).
+    hosts: Mapped[list[Any] | None] = mapped_column(JSON)
+    rendezvous_endpoint: Mapped[str | None] = mapped_column(String(300))
+    # Why a queued run cannot be placed now (phase waiting_for_devices): busy hosts, live hosts.
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+
     dataset: Mapped[Dataset] = relationship(back_populates="runs")
     checkpoints: Mapped[list[Checkpoint]] = relationship(
         back_populates="run", cascade="all, delete-orphan", order_by="Checkpoint.step"
@@ -514,6 +521,30 @@ class DeviceReservation(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
     worker: Mapped[str] = mapped_column(String(200))
     reserved_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GangNode(Base):
+    """One host's part of a run over several hosts (domain/gang.py): its node rank, the devices
+    reserved for it there, and the worker of that host that started its torchrun node, which
+    heartbeats the row while the node runs (a stale one is a host that was lost)."""
+
+    __tablename__ = "gang_node"
+    __table_args__ = (
+        UniqueConstraint("run_id", "attempt", "node_rank", name="uq_gang_node_rank"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("run.id", ondelete="CASCADE"), index=True)
+    # The run's attempt it belongs to (a resume places the run again, maybe on other hosts).
+    attempt: Mapped[int] = mapped_column(Integer)
+    node_rank: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(200))
+    devices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # pending (no worker of its host took it yet), running, exited (0) or failed.
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    # The assignment's time while pending, then the node worker's last heartbeat.
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class RevokedSession(Base):

@@ -118,7 +118,7 @@ def placement_problem(*, num_processes: int, num_hosts: int, distributed: str, q
     return None
 
 
-def _held(now_cutoff):  # type: ignore[no-untyped-def]
+def holding(now_cutoff):  # type: ignore[no-untyped-def]
     """Reservations that still hold their device: their run runs, or it is being claimed."""
     running = select(Run.id).where(Run.status == RunStatus.running)
     return or_(DeviceReservation.run_id.in_(running), DeviceReservation.reserved_at >= now_cutoff)
@@ -128,7 +128,7 @@ def held_devices(session: Session, *, host: str) -> dict[str, int]:
     """device → run id, for the devices of ``host`` that runs hold now."""
     cutoff = utcnow() - timedelta(seconds=CLAIM_GRACE_S)
     rows = session.execute(select(DeviceReservation.device, DeviceReservation.run_id)
-                           .where(DeviceReservation.host == host, _held(cutoff)))
+                           .where(DeviceReservation.host == host, holding(cutoff)))
     return {device: run_id for device, run_id in rows}
 
 
@@ -142,7 +142,7 @@ def reserve_devices(session: Session, *, host: str, worker: str, run_id: int,
         cutoff = utcnow() - timedelta(seconds=CLAIM_GRACE_S)
         # A finished (or reaped) run's rows no longer hold anything: clear them for the insert.
         session.execute(delete(DeviceReservation).where(
-            DeviceReservation.host == host, not_(_held(cutoff))))
+            DeviceReservation.host == host, not_(holding(cutoff))))
         session.execute(delete(DeviceReservation).where(
             and_(DeviceReservation.run_id == run_id, DeviceReservation.host == host)))
         taken = held_devices(session, host=host)

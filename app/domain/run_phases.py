@@ -37,11 +37,13 @@ def set_phase(session: Session, run_id: int, phase: str) -> bool:
     return record_progress(session, Run, run_id, phase=phase, phase_started_at=utcnow())
 
 
-def set_waiting_for_devices(session: Session, run_id: int) -> bool:
-    """A worker took the queued run but its host's devices are reserved by other runs: the run
-    page says so until a worker claims it. The caller commits."""
+def set_waiting_for_devices(session: Session, run_id: int, reason: str | None = None) -> bool:
+    """A worker took the queued run but its host's devices are reserved by other runs (or, for
+    a run over several hosts, ``reason``: which hosts are busy, how many are live): the run page
+    says so until a worker claims it. The caller commits."""
     return update_one(session, Run, Run.id == run_id, Run.status == RunStatus.queued,
-                      phase="waiting_for_devices", phase_started_at=utcnow())
+                      phase="waiting_for_devices", phase_started_at=utcnow(),
+                      waiting_reason=reason)
 
 
 def current_phase(run: Run, now: datetime | None = None) -> tuple[str, str, float] | None:
@@ -57,6 +59,8 @@ def current_phase(run: Run, now: datetime | None = None) -> tuple[str, str, floa
         return None
     since = as_utc(since)
     elapsed = max(0.0, (now - since).total_seconds()) if since else 0.0
+    if phase == "waiting_for_devices" and run.waiting_reason:
+        return phase, f"waiting for hosts: {run.waiting_reason}", elapsed
     return phase, PHASES.get(phase, phase), elapsed
 
 

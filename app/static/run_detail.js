@@ -24,6 +24,9 @@ import { baseLayout, colourAt, CONFIG, drawLegend, ema, flatRange, isCurve, metr
   function applyQueued(run) {
     queueNotice.hidden = run.status !== "queued";
     if (queueNotice.hidden) return;
+    var reason = $("waiting-reason");  // devices or hosts held by other runs
+    reason.hidden = run.phase !== "waiting_for_devices";
+    reason.textContent = reason.hidden ? "" : run.phase_label;
     var waited = Date.now() + clockSkew - parseTime(run.published_at || run.created_at);
     $("queue-hint").hidden = !(queueNotice.hasAttribute("data-no-worker") ||
                                run.publish_count > 1 || waited > hintAfterMs);

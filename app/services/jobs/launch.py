@@ -191,10 +191,6 @@ def validate_placement(session: Session, spec: RunCreate, hyperparameters: dict)
     )
     if problem:
         raise LaunchError(problem)
-    if hyperparameters.get("num_hosts", 1) > 1:
-        raise LaunchError("hyperparameters.num_hosts: a run spans one host for now (gang "
-                          "placement over several hosts is not built yet): set num_hosts to 1 "
-                          "and use num_processes for the devices of one host")
 
 
 def launch_run(session: Session, *, dataset: Dataset, spec: RunCreate) -> Run:
