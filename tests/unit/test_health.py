@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from app.services.compare.health import DEFAULT_THRESHOLDS, HealthThresholds, check_health
+from app.domain.health import DEFAULT_THRESHOLDS, HealthThresholds, check_health
 
 NAN = float("nan")
 INF = float("inf")

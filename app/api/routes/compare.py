@@ -11,10 +11,9 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from app.api.deps import RunDep, SessionDep
 from app.api.templating import templates
 from app.core.db import SessionLocal
-from app.domain import trackers
+from app.domain import health, trackers
 from app.services.compare import comparison as compare
 from app.services.compare import export as compare_export
-from app.services.compare import health
 from app.services.compare import series as compare_series
 from app.services.compare.samples import samples_payload
 

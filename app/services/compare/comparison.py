@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.domain import runs
+from app.domain import health, runs
 from app.domain.checkpoints import best_checkpoints
 from app.domain.errors import Invalid, NotFound
 from app.domain.json_values import finite_or_none
 from app.domain.models import Checkpoint, Run
 from app.services.compare import axes as compare_axes
-from app.services.compare import config_diff, health
+from app.services.compare import config_diff
 from app.services.compare import series as compare_series
 from app.services.compare.samples import samples_payload
 
@@ -35,9 +35,8 @@ KEY_METRICS = {
     "eval_rewards/margins": "higher", "mean_token_accuracy": "higher",
     "eval_mean_token_accuracy": "higher",
 }
-# What the health rules read (app/services/health.py); always loaded, charted only if asked.
-HEALTH_METRICS = ("loss", "eval_loss", "grad_norm", "frac_reward_zero_std", "entropy", "kl",
-                  "completions/clipped_ratio", "clipped_ratio")
+# What the health rules read (app/domain/health.py); always loaded, charted only if asked.
+HEALTH_METRICS = health.METRICS
 _RUN_IDS = re.compile(r"^\s*\d{1,9}\s*(,\s*\d{1,9}\s*)*,?\s*$")
 
 
