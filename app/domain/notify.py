@@ -44,7 +44,7 @@ JSON_SCHEMES = {"json": "http", "jsons": "https"}
 # Apprise's notification types, by event.
 EVENT_TYPES = {"run.completed": "success", "run.failed": "failure", "run.cancelled": "info",
                "evaluation.completed": "success", "evaluation.failed": "failure",
-               "run.health_warning": "warning", "run.tracker_warning": "warning"}
+               "run.health_warning": "warning"}
 
 
 class NotifyFailed(Exception):
