@@ -62,15 +62,44 @@ class MlflowMirrorIn(BaseModel):
     experiment: str = Field(default="tunedeck", min_length=1, max_length=200)
 
 
+# A W&B or Trackio project or entity name: no path or URL characters.
+TrackerName = Annotated[str, StringConstraints(min_length=1, max_length=128,
+                                               pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+
+
+class WandbMirrorIn(BaseModel):
+    """Mirror the run's metrics to Weights & Biases with the worker's WANDB_API_KEY; offline
+    (here, or WANDB_MODE=offline on the worker) writes the run's files only, for `wandb sync`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: TrackerName = "tunedeck"
+    entity: TrackerName | None = None
+    # None: the worker's WANDB_MODE, else online.
+    mode: Literal["online", "offline"] | None = None
+
+
+class TrackioMirrorIn(BaseModel):
+    """Mirror the run's metrics to Trackio's local database on the worker (TRACKIO_DIR; see them
+    with `trackio show --project NAME`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project: TrackerName = "tunedeck"
+
+
 class TrackersIn(BaseModel):
     """Where the run's metrics are mirrored; leave out for the server's defaults
-    (TUNEDECK_MLFLOW_TRACKING_URI, TUNEDECK_TENSORBOARD), {} for none."""
+    (TUNEDECK_MLFLOW_TRACKING_URI, TUNEDECK_TENSORBOARD, TUNEDECK_WANDB_PROJECT,
+    TUNEDECK_TRACKIO_PROJECT), {} for none."""
 
     model_config = ConfigDict(extra="forbid")
 
     mlflow: MlflowMirrorIn | None = None
     # TensorBoard event files in the run's data, downloadable as a zip from the run page.
     tensorboard: bool = False
+    wandb: WandbMirrorIn | None = None
+    trackio: TrackioMirrorIn | None = None
 
 
 class RunCreate(BaseModel):
@@ -90,7 +119,7 @@ class RunCreate(BaseModel):
         default=None, max_length=20, examples=[["ntfy://ntfy.sh/my-topic"]])
     # Higher first among the runs waiting on the same queue; ties go by age.
     priority: int = Field(default=0, ge=-1000, le=1000)
-    # Metric mirrors (MLflow, TensorBoard); None: the server's defaults.
+    # Metric mirrors (MLflow, TensorBoard, W&B, Trackio); None: the server's defaults.
     trackers: TrackersIn | None = None
 
 

@@ -1,4 +1,4 @@
-"""Mirrors of a run's metrics to experiment trackers (MLflow, TensorBoard).
+"""Mirrors of a run's metrics to experiment trackers (MLflow, TensorBoard, W&B, Trackio).
 
 ``with_trackers`` wraps the database reporter: every value it stores is also queued, as the
 same (step, name, float) triple, for a background thread that writes it to each tracker. The
@@ -32,6 +32,8 @@ CLOSE_TIMEOUT_S = 20.0
 MLFLOW_TIMEOUT_S = 10
 """One MLflow request's timeout. Its own retries are turned off: a down server is reported
 after one try instead of after minutes of back-off."""
+WANDB_INIT_TIMEOUT_S = 30
+"""How long W&B may take to start its run (WANDB_INIT_TIMEOUT on the worker overrides)."""
 
 
 def short_error(exc: BaseException) -> str:
@@ -126,6 +128,104 @@ class TensorBoardSink:
         local = self.store.local_path(key) if self.store.is_local else None
         if local is None or local.resolve() != self.logdir.resolve():
             self.store.put_dir(self.logdir, key)
+
+
+def by_step(lines: list[tuple[int, str, float, int]]) -> list[tuple[int, dict[str, float]]]:
+    """Consecutive lines of one step as one row: (step, {name: value})."""
+    rows: list[tuple[int, dict[str, float]]] = []
+    for step, name, value, _stamp in lines:
+        if not rows or rows[-1][0] != step:
+            rows.append((step, {}))
+        rows[-1][1][name] = value
+    return rows
+
+
+class WandbSink:
+    """A W&B run; offline (the run's mode, or WANDB_MODE=offline) writes only local files, under
+    WANDB_DIR when set, else the run's output folder, for `wandb sync`."""
+
+    name = "wandb"
+    STEP = "global_step"
+
+    def __init__(self, *, run_id: int, run_name: str, config: dict[str, Any],
+                 params: dict[str, Any], previous: dict[str, Any], output_dir: Path) -> None:
+        self.project = config.get("project") or "tunedeck"
+        self.entity = config.get("entity")
+        self.mode = config.get("mode")
+        self.tunedeck_run_id = run_id
+        self.run_name = run_name
+        self.params = params
+        self.dir = Path(os.environ.get("WANDB_DIR") or output_dir)
+        # A resumed run keeps writing to the W&B run of its first attempt.
+        self.wandb_run_id = (previous.get("wandb_run_id")
+                             if previous.get("project") == self.project else None)
+        self.run = None
+
+    def open(self) -> dict[str, Any]:
+        os.environ.setdefault("WANDB_INIT_TIMEOUT", str(WANDB_INIT_TIMEOUT_S))
+        try:
+            import wandb
+        except ImportError as exc:
+            raise RuntimeError("the worker has no W&B client: pip install "
+                               "'tunedeck[trackers]' (wandb) where it runs") from exc
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=self.project, entity=self.entity, name=self.run_name, config=self.params,
+            mode=self.mode, dir=str(self.dir), id=self.wandb_run_id,
+            resume="allow" if self.wandb_run_id else None,
+            tags=["tunedeck"], notes=f"TuneDeck run {self.tunedeck_run_id}",
+            settings=wandb.Settings(console="off", silent=True, x_disable_stats=True,
+                                    save_code=False, disable_git=True))
+        # TuneDeck's steps as the x axis: W&B's own step must only grow, and a resumed run
+        # logs again from its checkpoint's step.
+        self.run.define_metric(self.STEP)
+        self.run.define_metric("*", step_metric=self.STEP)
+        offline = self.run.settings.mode == "offline"
+        return {"project": self.project, "entity": self.entity, "wandb_run_id": self.run.id,
+                "mode": self.run.settings.mode,
+                "url": None if offline else self.run.url,
+                "offline_dir": str(Path(self.run.dir).parent) if offline else None}
+
+    def write(self, lines: list[tuple[int, str, float, int]]) -> None:
+        for step, values in by_step(lines):
+            self.run.log({**values, self.STEP: step})
+
+    def close(self, ok: bool) -> None:
+        self.run.finish(exit_code=0 if ok else 1)
+
+
+class TrackioSink:
+    """A Trackio run in its local database (TRACKIO_DIR on the worker)."""
+
+    name = "trackio"
+
+    def __init__(self, *, run_id: int, run_name: str, config: dict[str, Any],
+                 params: dict[str, Any]) -> None:
+        self.project = config.get("project") or "tunedeck"
+        # One name per TuneDeck run, so that a resumed run adds to the same Trackio run.
+        self.run_name = f"{run_name} #{run_id}"
+        self.params = params
+        self.run = None
+
+    def open(self) -> dict[str, Any]:
+        try:
+            import trackio
+        except ImportError as exc:
+            raise RuntimeError("the worker has no Trackio client: pip install "
+                               "'tunedeck[trackers]' (trackio) where it runs") from exc
+
+        self.run = trackio.init(project=self.project, name=self.run_name, config=self.params,
+                                resume="allow", auto_log_cpu=False, auto_log_gpu=False)
+        return {"project": self.project, "trackio_run": self.run_name,
+                "trackio_dir": str(trackio.TRACKIO_DIR)}
+
+    def write(self, lines: list[tuple[int, str, float, int]]) -> None:
+        for step, values in by_step(lines):
+            self.run.log(values, step=step)
+
+    def close(self, ok: bool) -> None:
+        self.run.finish()
 
 
 class TrackerMirror:
@@ -258,6 +358,13 @@ def with_trackers(reporter, *, run_id: int, output_dir: Path, store: ArtifactSto
     if config.get("tensorboard"):
         sinks.append(TensorBoardSink(run_id=run_id, logdir=output_dir / "tensorboard",
                                      store=store))
+    if config.get("wandb"):
+        sinks.append(WandbSink(run_id=run_id, run_name=run_name, config=config["wandb"],
+                               params=params, previous=status.get("wandb", {}),
+                               output_dir=output_dir))
+    if config.get("trackio"):
+        sinks.append(TrackioSink(run_id=run_id, run_name=run_name, config=config["trackio"],
+                                 params=params))
     if not sinks:
         return _NoMirror(reporter)
     return MirroredReporter(reporter, TrackerMirror(run_id, sinks))

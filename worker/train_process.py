@@ -116,6 +116,7 @@ def main(run_id: int) -> int:
     try:
         unsloth_imported = _maybe_import_unsloth(requested)
         # Only now: these import transformers/TRL, which unsloth must patch first.
+        from worker.health_watch import watch_health
         from worker.model_sync import share_catalogue_model
         from worker.reporting import DbReporter, RankReporter
         from worker.trackers import with_trackers
@@ -138,10 +139,12 @@ def main(run_id: int) -> int:
                 raise LookupError(f"run {run_id} not found")
             job, output_key = build_job(run)
             job.backend = backend  # "auto" resolved above, by what this process imported
-        # Rank 0 alone reports (and mirrors to trackers); the other ranks only follow its cancel.
-        inner = with_trackers(
+        # Rank 0 alone reports (and mirrors to trackers, and tells health warnings); the other
+        # ranks only follow its cancel.
+        inner = watch_health(with_trackers(
             DbReporter(run_id=run_id, store=store, checkpoint_prefix=output_key),
-            run_id=run_id, output_dir=job.output_dir, store=store) if rank == 0 else None
+            run_id=run_id, output_dir=job.output_dir, store=store),
+            run_id=run_id) if rank == 0 else None
         reporter = RankReporter(inner) if world_size > 1 else inner
         try:
             result = train(job, reporter)

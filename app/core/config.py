@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str = ""
     mlflow_experiment: str = "tunedeck"
     tensorboard: bool = False
+    # Weights & Biases (project; empty for none) with the worker's WANDB_API_KEY and WANDB_MODE,
+    # and Trackio's local database (project; empty for none) under the worker's TRACKIO_DIR.
+    wandb_project: str = ""
+    wandb_entity: str = ""
+    trackio_project: str = ""
 
     @field_validator("notify_urls", mode="before")
     @classmethod

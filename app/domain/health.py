@@ -1,7 +1,9 @@
 """Health signals for a training run, read from the metrics TRL logs.
 
 Each rule looks at a few named series (``loss``, ``grad_norm``, ``frac_reward_zero_std``, ...)
-and returns at most one flag. All thresholds live in ``HealthThresholds``.
+and returns at most one flag. All thresholds live in ``HealthThresholds``. Pure functions: the
+run page and compare view call them on stored curves, the worker on the curves as they arrive
+(worker/health_watch.py, which notifies ``run.health_warning``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 Series = list[tuple[int, float]]
 # Extra fields after (step, value), such as read_series' wall_time, are ignored.
 Metrics = dict[str, list[tuple]]
+# The series the rules read: the only ones worth loading (or keeping) to check a run.
+METRICS = ("loss", "eval_loss", "grad_norm", "frac_reward_zero_std", "reward_std", "entropy",
+           "kl", "completions/clipped_ratio", "clipped_ratio")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Notifications: tell people when a run finishes or fails and when an evaluation finishes.
+"""Notifications: tell people when a run finishes or fails, when its curves or tracker mirrors
+raise a health warning (worker/health_watch.py) and when an evaluation finishes.
 
 Targets are Apprise URLs (Slack, Discord, ntfy, email, Telegram, ...: https://appriseit.com):
 the run's own ``notify_urls`` when it has them, else ``TUNEDECK_NOTIFY_URLS``. Generic JSON
@@ -44,7 +45,7 @@ JSON_SCHEMES = {"json": "http", "jsons": "https"}
 EVENT_TYPES = {"run.completed": "success", "run.failed": "failure", "run.cancelled": "info",
                "run.pruned": "info",
                "evaluation.completed": "success", "evaluation.failed": "failure",
-               "run.health_warning": "warning", "run.tracker_warning": "warning"}
+               "run.health_warning": "warning"}
 
 
 class NotifyFailed(Exception):
@@ -113,6 +114,11 @@ def message(event: str, run: dict[str, Any], extra: dict[str, Any]) -> tuple[str
                 f"evaluation #{evaluation.get('id')} of {what} (checkpoint "
                 f"{evaluation.get('checkpoint_step')}) {status}"
                 + (f": {evaluation['error']}" if evaluation.get("error") else ""))
+    if event == "run.health_warning":
+        warning = extra.get("warning", {})
+        at = f" at step {warning['step']}" if warning.get("step") is not None else ""
+        return (f"TuneDeck: {what}: {warning.get('code')}",
+                f"{what}{at}: {warning.get('message')}. {warning.get('explanation', '')}".strip())
     detail = extra.get("detail", "")
     return f"TuneDeck: {what}: {event}", f"{what}: {detail or event}"
 

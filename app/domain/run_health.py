@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.core.sql import update_one
 from app.domain import metrics
-from app.domain.health import check_health
+from app.domain.health import METRICS, check_health
 from app.domain.models import TERMINAL_STATUSES, Run
 from app.domain.runs import as_utc
 
 # What the rules read; the compare page loads these with its curves when it asks for health.
-HEALTH_METRICS = ("loss", "eval_loss", "grad_norm", "frac_reward_zero_std", "reward_std",
-                  "entropy", "kl", "completions/clipped_ratio", "clipped_ratio")
+HEALTH_METRICS = METRICS
 
 
 def _finish_tag(run: Run) -> str | None:

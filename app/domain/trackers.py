@@ -1,6 +1,6 @@
-"""Metric mirrors: which trackers a run's curves are copied to (MLflow, TensorBoard), how that
-goes, and the health warning an unreachable tracker raises. The worker does the copying
-(worker/trackers.py); TuneDeck's own database stays the source of truth."""
+"""Metric mirrors: which trackers a run's curves are copied to (MLflow, TensorBoard, W&B,
+Trackio), how that goes, and the health warning an unreachable tracker raises. The worker does
+the copying (worker/trackers.py); TuneDeck's own database stays the source of truth."""
 
 from __future__ import annotations
 
@@ -14,17 +14,24 @@ from app.domain.models import Run
 
 def server_defaults() -> dict[str, Any]:
     """The mirrors a run gets when its request names none (TUNEDECK_MLFLOW_TRACKING_URI,
-    TUNEDECK_MLFLOW_EXPERIMENT, TUNEDECK_TENSORBOARD)."""
+    TUNEDECK_MLFLOW_EXPERIMENT, TUNEDECK_TENSORBOARD, TUNEDECK_WANDB_PROJECT,
+    TUNEDECK_WANDB_ENTITY, TUNEDECK_TRACKIO_PROJECT)."""
     mlflow = ({"tracking_uri": settings.mlflow_tracking_uri,
                "experiment": settings.mlflow_experiment}
               if settings.mlflow_tracking_uri else None)
-    return {"mlflow": mlflow, "tensorboard": settings.tensorboard}
+    # The mode stays the worker's (WANDB_MODE), read by wandb itself.
+    wandb = ({"project": settings.wandb_project, "entity": settings.wandb_entity or None,
+              "mode": None} if settings.wandb_project else None)
+    trackio = {"project": settings.trackio_project} if settings.trackio_project else None
+    return {"mlflow": mlflow, "tensorboard": settings.tensorboard, "wandb": wandb,
+            "trackio": trackio}
 
 
 def run_trackers(requested: dict[str, Any] | None) -> dict[str, Any]:
     """What a new run mirrors to, fixed at launch: its own choice, or the server's defaults."""
     chosen = server_defaults() if requested is None else requested
-    return {"mlflow": chosen.get("mlflow"), "tensorboard": bool(chosen.get("tensorboard"))}
+    return {"mlflow": chosen.get("mlflow"), "tensorboard": bool(chosen.get("tensorboard")),
+            "wandb": chosen.get("wandb"), "trackio": chosen.get("trackio")}
 
 
 def tensorboard_key(run_id: int) -> str:
@@ -44,7 +51,8 @@ def record_status(session: Session, run_id: int, tracker: str, **fields: Any) ->
     session.commit()
 
 
-TRACKER_NAMES = {"mlflow": "MLflow", "tensorboard": "TensorBoard"}
+TRACKER_NAMES = {"mlflow": "MLflow", "tensorboard": "TensorBoard", "wandb": "W&B",
+                 "trackio": "Trackio"}
 
 
 def health_flags(run: Run) -> list[dict[str, Any]]:

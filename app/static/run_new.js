@@ -103,7 +103,8 @@ import { Trackers } from "/static/run_new_trackers.js";
     var first = null;
     String(detail || "").split("; ").forEach(function (part) {
       var match = /^hyperparameters\.([A-Za-z0-9_]+)/.exec(part) ||
-        /^(base_model|name|dataset_id|strategy|backend|queue|reward_functions)\b/.exec(part);
+        /^(base_model|name|dataset_id|strategy|backend|queue|reward_functions)\b/.exec(part) ||
+        /^(trackers(?:\.(?:wandb|trackio))?)\b/.exec(part);  // partials/run_new_trackers.html
       if (match) {
         var input = markField(match[1], part.replace(/^[^:]*:\s*/, ""));
         first = first || input;

@@ -32,7 +32,9 @@ def launch(client, **extra) -> dict:
 
 def test_own_trackers_are_kept_and_travel_in_the_run_file(client):
     mine = {"mlflow": {"tracking_uri": "http://mlflow.internal:5000", "experiment": "exp-a"},
-            "tensorboard": True}
+            "tensorboard": True,
+            "wandb": {"project": "lora-runs", "entity": "my-team", "mode": "offline"},
+            "trackio": {"project": "lora-runs"}}
     run = launch(client, trackers=mine)
     assert run["trackers"] == mine
     assert client.get(f"/api/runs/{run['id']}/trackers").json()["trackers"] == mine
@@ -40,6 +42,10 @@ def test_own_trackers_are_kept_and_travel_in_the_run_file(client):
     assert request["trackers"] == mine
     page = client.get(f"/runs/{run['id']}").text
     assert "http://mlflow.internal:5000" in page and "waiting for the run" in page
+    assert "my-team/lora-runs" in page and 'data-tracker="trackio"' in page
+    # Left out, W&B's project is "tunedeck" and its mode the worker's (WANDB_MODE).
+    run = launch(client, trackers={"wandb": {}})
+    assert run["trackers"]["wandb"] == {"project": "tunedeck", "entity": None, "mode": None}
     missing = client.get(f"/api/runs/{run['id']}/tensorboard.zip")
     assert missing.status_code == 404
     assert "no TensorBoard files" in missing.json()["detail"]
@@ -48,12 +54,18 @@ def test_own_trackers_are_kept_and_travel_in_the_run_file(client):
 def test_server_defaults_apply_when_the_request_names_none(client, monkeypatch):
     monkeypatch.setattr(settings, "mlflow_tracking_uri", "http://default-mlflow:5000")
     monkeypatch.setattr(settings, "tensorboard", True)
+    monkeypatch.setattr(settings, "wandb_project", "team-runs")
+    monkeypatch.setattr(settings, "trackio_project", "local-runs")
     run = launch(client)
     assert run["trackers"] == {"mlflow": {"tracking_uri": "http://default-mlflow:5000",
-                                          "experiment": "tunedeck"}, "tensorboard": True}
+                                          "experiment": "tunedeck"}, "tensorboard": True,
+                               "wandb": {"project": "team-runs", "entity": None, "mode": None},
+                               "trackio": {"project": "local-runs"}}
     form = client.get("/runs/new").text
     assert 'value="http://default-mlflow:5000"' in form
-    assert launch(client, trackers={})["trackers"] == {"mlflow": None, "tensorboard": False}
+    assert 'value="team-runs"' in form and 'value="local-runs"' in form
+    assert launch(client, trackers={})["trackers"] == {"mlflow": None, "tensorboard": False,
+                                                       "wandb": None, "trackio": None}
 
 
 def test_a_failing_tracker_is_a_health_warning_on_the_run(client):
@@ -78,8 +90,12 @@ def test_a_failing_tracker_is_a_health_warning_on_the_run(client):
 def test_bad_tracker_settings_are_refused_with_the_field_path(client):
     dataset = {"id": dataset_id(client)}
     for mirrors, field in [({"mlflow": {"tracking_uri": "file:///etc"}}, "tracking_uri"),
-                            ({"wandb": True}, "wandb"),
-                            ({"mlflow": {}}, "tracking_uri")]:
+                            ({"neptune": True}, "neptune"),
+                            ({"mlflow": {}}, "tracking_uri"),
+                            ({"wandb": {"project": "a/b"}}, "wandb.project"),
+                            ({"wandb": {"mode": "disabled"}}, "wandb.mode"),
+                            ({"wandb": {"api_key": "k"}}, "wandb.api_key"),
+                            ({"trackio": {"project": ""}}, "trackio.project")]:
         response = client.post("/api/runs", json={"dataset_id": dataset["id"],
                                                   "trackers": mirrors})
         assert response.status_code == 422, response.text

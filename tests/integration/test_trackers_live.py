@@ -105,7 +105,8 @@ def mlflow_history(url: str, run_id: str, key: str) -> list[list]:
     return sorted([m.step, m.value] for m in history)
 
 
-def launch(client: httpx.Client, trackers: dict, max_steps: int) -> dict:
+def launch(client: httpx.Client, trackers: dict, max_steps: int,
+           hyperparameters: dict | None = None) -> dict:
     body = "\n".join(json.dumps(r) for r in ROWS).encode()
     dataset = client.post("/api/datasets", files={"file": ("t.jsonl", body)})
     assert dataset.status_code == 201, dataset.text
@@ -113,7 +114,7 @@ def launch(client: httpx.Client, trackers: dict, max_steps: int) -> dict:
         "dataset_id": dataset.json()["id"], "base_model": "tiny-random-llama",
         "hyperparameters": {"max_steps": max_steps, "save_steps": max_steps,
                             "logging_steps": 1, "per_device_train_batch_size": 2,
-                            "max_length": 48, "eval_split": 0.0},
+                            "max_length": 48, "eval_split": 0.0, **(hyperparameters or {})},
         "trackers": trackers})
     assert response.status_code == 201, response.text
     return response.json()

@@ -1,5 +1,6 @@
-"""A run's metric mirrors: where its curves are copied (MLflow, TensorBoard), how that goes, and
-its TensorBoard event files as a zip (app/domain/trackers.py, worker/trackers.py)."""
+"""A run's metric mirrors: where its curves are copied (MLflow, TensorBoard, W&B, Trackio), how
+that goes, and its TensorBoard event files as a zip (app/domain/trackers.py,
+worker/trackers.py)."""
 
 from __future__ import annotations
 
