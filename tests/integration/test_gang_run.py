@@ -136,7 +136,7 @@ def test_killing_one_hosts_worker_fails_the_run_naming_it_and_resume_completes(h
     _wait(lambda: hosts.reservations(run_id) == 0, 30, "the reservations released")
 
 
-def test_a_run_over_more_hosts_than_are_free_waits_saying_why(hosts):
+def test_a_gang_run_waits_for_busy_hosts_saying_why_then_takes_them(hosts):
     server = hosts.server
     with server.client() as client:
         blocker = _launch(client, max_steps=2000, save_steps=1000)
@@ -151,9 +151,11 @@ def test_a_run_over_more_hosts_than_are_free_waits_saying_why(hosts):
         assert f"devices held by run {blocker}" in run["phase_label"], run
         page = client.get(f"/runs/{waiting}").text
         assert 'id="waiting-reason"' in page and f"devices held by run {blocker}" in page
-        for run_id in (waiting, blocker):
-            client.post(f"/api/runs/{run_id}/cancel")
+        # Cancelling the first stops its ranks on both hosts; the second then takes them both.
+        client.post(f"/api/runs/{blocker}/cancel")
         assert server.wait_for_run(blocker, timeout=90)["status"] == "cancelled"
-        assert server.wait_for_run(waiting, timeout=30)["status"] == "cancelled"
-    _wait(lambda: not _ranks(blocker), 60, "the first run's ranks to stop")
-    _wait(lambda: hosts.reservations(blocker) == 0, 30, "its reservations released")
+        _wait(lambda: not _ranks(blocker), 60, "the first run's ranks to stop")
+        _wait(lambda: hosts.reservations(blocker) == 0, 30, "its reservations released")
+        done = server.wait_for_run(waiting, timeout=240)
+        assert done["status"] == "completed", (done, server.logs())
+        assert sorted(host["host"] for host in done["hosts"]) == ["gang-a", "gang-b"], done
