@@ -89,7 +89,10 @@ def reward(completions, server_pid, **kwargs):
 
 
 def test_the_data_directory_and_database_are_not_visible():
-    secret = settings.resolved_data_dir / "tunedeck.db"
+    # A stand-in beside the real database: overwriting tunedeck.db itself corrupted the database
+    # of the in-process app for every test that ran after this one.
+    secret = settings.resolved_data_dir / "sandbox-probe.db"
+    secret.parent.mkdir(parents=True, exist_ok=True)
     secret.write_bytes(b"SQLite format 3\x00 pretend")
     code = """
 import os
