@@ -144,7 +144,7 @@ def test_a_gang_run_waits_for_busy_hosts_saying_why_then_takes_them(hosts):
               "the first run to start")
         waiting = _launch(client, max_steps=2)
         run = _wait(lambda: (found := client.get(f"/api/runs/{waiting}").json())["phase"]
-                    == "waiting_for_devices" and found, 60, "the waiting reason")
+                    == "waiting_for_devices" and found, 120, "the waiting reason")
         assert run["status"] == "queued"
         assert "waiting for hosts: 2 hosts × 1 devices needed; queue 'gang' has 2 live hosts" \
             in run["phase_label"], run
