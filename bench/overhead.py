@@ -79,6 +79,22 @@ GRPO_HYPERPARAMETERS = {
 }
 GRPO_REWARDS = [{"name": "numeric_match", "weight": 1.0}, {"name": "soft_format", "weight": 0.5}]
 
+# Both bare scripts time their logged steps the same way: wall clock, own CPU, tokens so far.
+CLOCK = r"""
+import resource, time
+from transformers import TrainerCallback
+times = []
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+class Clock(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kw):
+        if logs and "loss" in logs:
+            times.append((state.global_step, time.time(), cpu(), logs.get("num_tokens")))
+"""
+
 BARE_GRPO = r"""
 import json, resource, sys, time
 from datasets import Dataset
@@ -96,17 +112,7 @@ tokenizer = AutoTokenizer.from_pretrained(model_dir)
 rows = [json.loads(line) for line in open(data_path)]
 if tokenizer.chat_template:  # as TuneDeck trains by default: chat-templated prompts
     rows = [{**r, "prompt": [{"role": "user", "content": r["prompt"]}]} for r in rows]
-times = []
-
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-class Clock(TrainerCallback):
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs and "loss" in logs:
-            times.append((state.global_step, time.time(), cpu(), logs.get("num_tokens")))
-
+{clock}
 trainer = GRPOTrainer(
     model=AutoModelForCausalLM.from_pretrained(model_dir),
     reward_funcs=functions,
@@ -133,17 +139,7 @@ rows = [json.loads(line) for line in open(data_path)]
 if tokenizer.chat_template:  # as TuneDeck trains by default: conversations, chat-templated
     rows = [{"prompt": [{"role": "user", "content": r["prompt"]}],
              "completion": [{"role": "assistant", "content": r["completion"]}]} for r in rows]
-times = []
-
-def cpu():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-class Clock(TrainerCallback):
-    def on_log(self, args, state, control, logs=None, **kw):
-        if logs and "loss" in logs:
-            times.append((state.global_step, time.time(), cpu(), logs.get("num_tokens")))
-
+{clock}
 trainer = SFTTrainer(
     model=AutoModelForCausalLM.from_pretrained(model_dir),
     processing_class=tokenizer,
@@ -162,6 +158,7 @@ trainer = SFTTrainer(
 trainer.train()
 print(json.dumps(times))
 """
+BARE_GRPO, BARE_TRL = (script.replace("{clock}", CLOCK) for script in (BARE_GRPO, BARE_TRL))
 
 
 def per_step(samples: list[tuple[int, float]]) -> float:
