@@ -203,11 +203,13 @@ def bare_trl(children: Children, command: list[str]) -> dict:
 
 
 def training_child(server_pid: int) -> psutil.Process | None:
-    """TuneDeck's training process (``python -m worker.train_process``) under the server."""
+    """TuneDeck's training process under the server: ``python -m worker.train_process``, or a
+    child forked from the warm process, which names itself ``tunedeck-train``."""
     with contextlib.suppress(psutil.NoSuchProcess):
         for process in psutil.Process(server_pid).children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                if "worker.train_process" in process.cmdline():
+                if process.name() == "tunedeck-train" \
+                        or "worker.train_process" in process.cmdline():
                     return process
     return None
 

@@ -12,7 +12,7 @@ import sys
 
 from app.core.config import settings
 from worker.celery_app import celery_app
-from worker.tasks import _die_with_parent
+from worker.children import die_with_parent
 
 log = logging.getLogger(__name__)
 SUPERVISORS: list[subprocess.Popen[bytes]] = []  # kept, so exited ones are reaped (poll)
@@ -26,6 +26,6 @@ def deploy(deployment_id: int) -> str:
     with open(log_path, "ab") as log_file:
         SUPERVISORS.append(subprocess.Popen(
             [sys.executable, "-m", "worker.deployments.supervisor", str(deployment_id)],
-            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}))
     return "started"

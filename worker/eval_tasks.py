@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 
 from app.core.config import settings
@@ -16,8 +15,9 @@ from app.core.db import session_scope
 from app.domain import jobs
 from app.domain.models import Evaluation, Generation, JobStatus
 from app.domain.notify import notify_evaluation_finished
+from worker import children
 from worker.celery_app import celery_app
-from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
+from worker.tasks import _log_tail, wait_heartbeating, worker_identity
 
 log = logging.getLogger(__name__)
 TABLES: dict[str, type[Evaluation] | type[Generation]] = {
@@ -38,13 +38,10 @@ def run_child(kind: str, job_id: int) -> str:
         return "skipped"
     log_path = settings.resolved_data_dir / "evaluations" / f"{kind}-{job_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "worker.evaluation.runner", kind, str(job_id)],
-            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
-        )
-        code = wait_heartbeating(child, table, job_id)
+    child = children.start(
+        [sys.executable, "-m", "worker.evaluation.runner", kind, str(job_id)], log_path=log_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+    code = wait_heartbeating(child, table, job_id)
     if code != 0:
         reason = (f"{kind} process killed by signal {-code}"
                   + (" (out of memory?)" if code == -signal.SIGKILL else "")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
 import sys
 
 from app.core.config import settings
@@ -16,8 +15,9 @@ from app.core.storage import store
 from app.domain import jobs
 from app.domain.exports import export_key
 from app.domain.models import Export, JobStatus
+from worker import children
 from worker.celery_app import celery_app
-from worker.tasks import _die_with_parent, _log_tail, wait_heartbeating, worker_identity
+from worker.tasks import _log_tail, wait_heartbeating, worker_identity
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,10 @@ def export(export_id: int) -> str:
         return "skipped"
     log_path = settings.resolved_data_dir / "exports" / f"export-{export_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "worker.exports.runner", str(export_id)],
-            stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"},
-        )
-        code = wait_heartbeating(child, Export, export_id)
+    child = children.start(
+        [sys.executable, "-m", "worker.exports.runner", str(export_id)], log_path=log_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+    code = wait_heartbeating(child, Export, export_id)
     if code != 0:  # killed mid-way: whatever it uploaded goes
         reason = (f"export process killed by signal {-code}"
                   + (" (out of memory?)" if code == -signal.SIGKILL else "")

@@ -12,7 +12,6 @@ a peer-gone error waits a moment for the host that vanished to show up as lost.
 from __future__ import annotations
 
 import logging
-import subprocess
 import threading
 import time
 
@@ -24,14 +23,13 @@ from app.core.db import session_scope
 from app.domain import gang
 from app.domain.models import DeviceReservation, Run, RunStatus
 from app.domain.runs import transition
-from worker import distributed
+from worker import children, distributed
 from worker.tasks import (
     HEARTBEAT_INTERVAL_S,
     TRAINING,
     _cancel_requested,
     _cancelled_after_kill,
     _child_environment,
-    _die_with_parent,
     _log_since,
     _log_tail,
     wait_heartbeating,
@@ -128,14 +126,11 @@ def run_node(node: gang.NodeAssignment, *, log_name: str) -> int:
         node.run_id, num_nodes=node.num_nodes, node_rank=node.node_rank,
         num_processes=len(node.devices), endpoint=node.endpoint,
         join_timeout_s=settings.gang_join_timeout_s, local_addr=gang.this_address())
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                 preexec_fn=_die_with_parent,
-                                 env=_child_environment(node.devices))
-        first = node.node_rank == 0
-        code = wait_heartbeating(
-            child, Run if first else None, node.run_id, stop=NodeWatch(node),
-            cancelled=(lambda: _cancel_requested(node.run_id)) if first else None)
+    child = children.start(command, log_path=log_path, env=_child_environment(node.devices))
+    first = node.node_rank == 0
+    code = wait_heartbeating(
+        child, Run if first else None, node.run_id, stop=NodeWatch(node),
+        cancelled=(lambda: _cancel_requested(node.run_id)) if first else None)
     if code == 0:
         with session_scope() as session:
             gang.end_node(session, run_id=node.run_id, attempt=node.attempt,

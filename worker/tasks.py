@@ -5,7 +5,6 @@ training never takes the worker down), heartbeating while it waits."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -25,26 +24,18 @@ from app.domain.notify import notify_run_finished
 from app.domain.progress import record_progress
 from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_interval, reap_lost
 from app.domain.runs import stopped_status, transition
-from worker import distributed
+from worker import children, distributed
 from worker.celery_app import celery_app
 from worker.claims import Claim, claim_best, offered_devices, worker_identity
 
 log = logging.getLogger(__name__)
 # Kept well under the reaper's threshold (see app/domain/reaper.py).
 HEARTBEAT_INTERVAL_S = heartbeat_interval(settings.worker_lost_after_s)
-PR_SET_PDEATHSIG = 1
 # After SIGTERM, how long a training process gets before SIGKILL.
 KILL_AFTER_TERM_S = 10
 # Held while this worker trains (a task's run, or its host's node of a run over several hosts,
 # worker/gang.py): one training at a time per worker process.
 TRAINING = threading.Lock()
-
-
-def _die_with_parent() -> None:
-    # If the worker is SIGKILLed, its training child must not train on as an orphan.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setsid()
 
 
 def _log_tail(path, lines: int = 15) -> str:  # type: ignore[no-untyped-def]
@@ -121,15 +112,9 @@ def _train_on_this_host(run_id: int, *, num_processes: int, devices: list[str]) 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     distributed.clear_rank_errors(log_path.parent)
     attempt_starts_at = log_path.stat().st_size if log_path.exists() else 0
-    with open(log_path, "ab") as log_file:
-        child = subprocess.Popen(
-            distributed.training_command(run_id, num_processes=num_processes),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-            env=_child_environment(devices),
-        )
-        code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
+    child = children.start(distributed.training_command(run_id, num_processes=num_processes),
+                           log_path=log_path, env=_child_environment(devices))
+    code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
     if child.returncode != 0 and not _cancelled_after_kill(run_id, code):
         reason = (
@@ -188,7 +173,7 @@ def _child_environment(devices: list[str]) -> dict[str, str]:
 
 
 def wait_heartbeating(
-    child: subprocess.Popen[bytes],
+    child: children.Child,
     model: type[Live] | None,
     row_id: int,
     *,
@@ -248,8 +233,10 @@ def _cancel_requested(run_id: int) -> bool:
         return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
 
-def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
-    # The child leads its own session (_die_with_parent): its helpers and sandboxes go too.
+def _signal_group(child: children.Child, signum: int) -> None:
+    # The child leads its own session (children.die_with_parent): its helpers and sandboxes go too.
+    if not child.pid:  # a warm child still starting: SIGKILL, re-sent each beat, reaches it
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.pid, signum)
 
@@ -260,6 +247,14 @@ def _heartbeat(model: type[Live], row_id: int) -> None:
             record_progress(session, model, row_id)
     except Exception:  # a database blip must not abandon the child; retry next beat
         log.exception("heartbeat for %s %s failed", model.__tablename__, row_id)
+
+
+@worker_ready.connect
+def warm_up(sender=None, **_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A worker that trains, evaluates or exports starts its warm process now, so that its first
+    child forks with the imports done too (worker/children.py)."""
+    if set(_consumed_queues(sender)) - {settings.dataset_queue}:
+        children.prewarm()
 
 
 @worker_ready.connect

@@ -6,7 +6,7 @@ import json
 import shutil
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # Seconds a running run may take to stop by itself after a cancel (it stops at its next
     # step); past that the worker terminates its training process, and kills it 10 s later.
     cancel_grace_s: float = Field(default=30, ge=0)
+    # Training, evaluation and export children fork from a process that has imported torch,
+    # transformers and TRL already (worker/children.py): "auto" where the worker offers no CUDA
+    # device (unsloth must be imported first and CUDA not initialised before a fork), "on", "off".
+    warm_start: Literal["auto", "on", "off"] = "auto"
     # Polling interval of the embedded filesystem broker (seconds).
     broker_poll_interval: float = 0.1
     # Artifact storage: a local directory by default, or an fsspec URL such as s3://bucket/prefix.

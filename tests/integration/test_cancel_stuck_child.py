@@ -14,7 +14,7 @@ from app.core.config import settings
 from app.core.db import session_scope
 from app.domain.models import Run, RunStatus
 from tests.factories import add_run
-from worker import tasks
+from worker import children, tasks
 
 STUBBORN = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n"
 POLITE = "import time\ntime.sleep(600)\n"
@@ -35,7 +35,7 @@ def set_cancel(run_id: int) -> None:
 
 
 def start(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", code], preexec_fn=tasks._die_with_parent)
+    return subprocess.Popen([sys.executable, "-c", code], preexec_fn=children.die_with_parent)
 
 
 @pytest.mark.parametrize(("code", "exit_code"), [(POLITE, -signal.SIGTERM),

@@ -30,9 +30,10 @@ from app.domain import deployments as domain
 from app.domain.catalogue import ModelNotFound
 from app.domain.models import Deployment, DeploymentStatus, Run, utcnow
 from app.domain.reaper import heartbeat_interval
+from worker.children import die_with_parent
 from worker.evaluation.evaluate import adapter_dir
 from worker.exports import build
-from worker.tasks import _die_with_parent, _log_tail
+from worker.tasks import _log_tail
 from worker.training.models import resolve_model
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def serve(deployment_id: int, work: Path, stopping: threading.Event) -> None:
     with open(log_path, "ab") as log_file:
         engine_proc = subprocess.Popen(
             engine_command(engine, folder, internal, model_name), stdout=log_file,
-            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
             env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
     app = make_app(upstream=f"http://127.0.0.1:{internal}", model_name=model_name,
                    engine_model=model_name if engine == "vllm" else str(folder),
