@@ -167,7 +167,7 @@ def test_a_new_run_appears_in_the_list_and_cancels_from_its_page(live_server, pa
             "name": "never-starts", "queue": "nobody-listens"}).json()
 
     row = page.locator(f'#runs-table tr[data-run-id="{run["id"]}"]')  # added by polling
-    expect(row.locator("[data-field=status]")).to_have_text("queued")
+    expect(row.locator("[data-field=status]")).to_have_text("queued", timeout=30_000)
     expect(row.locator("[data-field=name]")).to_have_text("never-starts")
     expect(row.locator("[data-field=dataset]")).to_have_text("four")
     newest_first = page.locator("#runs-table tbody tr").first
@@ -186,9 +186,10 @@ def test_a_new_run_appears_in_the_list_and_cancels_from_its_page(live_server, pa
     with closing(sqlite3.connect(live_server.data_dir / "tunedeck.db")) as db, db:
         db.execute("UPDATE run SET publish_count = 3 WHERE id = ?", (run["id"],))  # re-sent twice
     expect(hint).to_contain_text("start one with tunedeck worker --queues nobody-listens")
-    expect(hint).to_contain_text("it has re-sent it 2 times so far")
+    # the page polls: on a loaded machine a poll may take more than expect's 5 s
+    expect(hint).to_contain_text("it has re-sent it 2 times so far", timeout=30_000)
     page.get_by_role("button", name="Cancel run").click()
-    expect(status).to_have_text("cancelled")
+    expect(status).to_have_text("cancelled", timeout=30_000)
     expect(notice).to_be_hidden()
     expect(page.locator("#cancel-button")).to_be_hidden()
     with live_server.client() as client:
