@@ -64,6 +64,16 @@ def die_with_parent() -> None:
     os.setsid()
 
 
+def environment(devices: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """A child's environment: the worker's, unbuffered, and the GPUs among ``devices`` (those
+    reserved for a run) as the only ones it sees."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    gpus = [device.split(":", 1)[1] for device in devices if device.startswith("cuda:")]
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+    return env
+
+
 def start(command: list[str], *, log_path: Path, env: dict[str, str]) -> Child:
     """Start ``command`` (``[sys.executable, "-m", module, *args]`` or any other), its output
     appended to ``log_path``, with exactly the environment ``env``. Returns at once: a warm start

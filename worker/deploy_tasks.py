@@ -6,13 +6,12 @@ and dies with this worker (then the reaper fails the deployment: its heartbeat s
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 
 from app.core.config import settings
 from worker.celery_app import celery_app
-from worker.children import die_with_parent
+from worker.children import die_with_parent, environment
 
 log = logging.getLogger(__name__)
 SUPERVISORS: list[subprocess.Popen[bytes]] = []  # kept, so exited ones are reaped (poll)
@@ -27,5 +26,5 @@ def deploy(deployment_id: int) -> str:
         SUPERVISORS.append(subprocess.Popen(
             [sys.executable, "-m", "worker.deployments.supervisor", str(deployment_id)],
             stdout=log_file, stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}))
+            env=environment()))
     return "started"

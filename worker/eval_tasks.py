@@ -6,7 +6,6 @@ while it waits, so the reaper fails it if this worker dies (app/domain/reaper.py
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 
@@ -40,7 +39,7 @@ def run_child(kind: str, job_id: int) -> str:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child = children.start(
         [sys.executable, "-m", "worker.evaluation.runner", kind, str(job_id)], log_path=log_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+        env=children.environment())
     code = wait_heartbeating(child, table, job_id)
     if code != 0:
         reason = (f"{kind} process killed by signal {-code}"

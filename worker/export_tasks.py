@@ -5,7 +5,6 @@ waits, so the reaper fails it if this worker dies."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 
@@ -34,7 +33,7 @@ def export(export_id: int) -> str:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     child = children.start(
         [sys.executable, "-m", "worker.exports.runner", str(export_id)], log_path=log_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+        env=children.environment())
     code = wait_heartbeating(child, Export, export_id)
     if code != 0:  # killed mid-way: whatever it uploaded goes
         reason = (f"export process killed by signal {-code}"

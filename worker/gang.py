@@ -29,7 +29,6 @@ from worker.tasks import (
     TRAINING,
     _cancel_requested,
     _cancelled_after_kill,
-    _child_environment,
     _log_since,
     _log_tail,
     wait_heartbeating,
@@ -126,7 +125,7 @@ def run_node(node: gang.NodeAssignment, *, log_name: str) -> int:
         node.run_id, num_nodes=node.num_nodes, node_rank=node.node_rank,
         num_processes=len(node.devices), endpoint=node.endpoint,
         join_timeout_s=settings.gang_join_timeout_s, local_addr=gang.this_address())
-    child = children.start(command, log_path=log_path, env=_child_environment(node.devices))
+    child = children.start(command, log_path=log_path, env=children.environment(node.devices))
     first = node.node_rank == 0
     code = wait_heartbeating(
         child, Run if first else None, node.run_id, stop=NodeWatch(node),

@@ -113,7 +113,7 @@ def _train_on_this_host(run_id: int, *, num_processes: int, devices: list[str]) 
     distributed.clear_rank_errors(log_path.parent)
     attempt_starts_at = log_path.stat().st_size if log_path.exists() else 0
     child = children.start(distributed.training_command(run_id, num_processes=num_processes),
-                           log_path=log_path, env=_child_environment(devices))
+                           log_path=log_path, env=children.environment(devices))
     code = wait_heartbeating(child, Run, run_id, cancelled=lambda: _cancel_requested(run_id))
 
     if child.returncode != 0 and not _cancelled_after_kill(run_id, code):
@@ -161,15 +161,6 @@ def _advance_sweep(run_id: int) -> None:
 
 
 DEVICE_RETRY_S = 5
-
-
-def _child_environment(devices: list[str]) -> dict[str, str]:
-    """The training child sees the GPUs reserved for its run, and only those."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-    gpus = [device.split(":", 1)[1] for device in devices if device.startswith("cuda:")]
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
-    return env
 
 
 def wait_heartbeating(

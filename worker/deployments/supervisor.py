@@ -30,7 +30,7 @@ from app.domain import deployments as domain
 from app.domain.catalogue import ModelNotFound
 from app.domain.models import Deployment, DeploymentStatus, Run, utcnow
 from app.domain.reaper import heartbeat_interval
-from worker.children import die_with_parent
+from worker.children import die_with_parent, environment
 from worker.evaluation.evaluate import adapter_dir
 from worker.exports import build
 from worker.tasks import _log_tail
@@ -145,7 +145,7 @@ def serve(deployment_id: int, work: Path, stopping: threading.Event) -> None:
         engine_proc = subprocess.Popen(
             engine_command(engine, folder, internal, model_name), stdout=log_file,
             stderr=subprocess.STDOUT, preexec_fn=die_with_parent,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"})
+            env=environment())
     app = make_app(upstream=f"http://127.0.0.1:{internal}", model_name=model_name,
                    engine_model=model_name if engine == "vllm" else str(folder),
                    api_key_hash=key_hash)
