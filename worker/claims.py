@@ -72,6 +72,25 @@ def claim_best(session, *, queue: str) -> Claim | None:  # type: ignore[no-untyp
     return None
 
 
+def note_waiting_while_busy(session, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    """This worker trains its host's node of another run, so it claims nothing: it only says
+    why the queued ``run_id`` waits (for a run over several hosts, which hosts are busy with
+    what), so that the run page explains the wait whichever worker the message reached."""
+    run = session.get(Run, run_id)
+    if run is None or run.status != RunStatus.queued:
+        return
+    num_processes, num_hosts = _placement(run)
+    reason = None
+    if num_hosts > 1:
+        offers = gang.host_offers(session, queue=run.queue, own_host=gang.this_host(),
+                                  own_devices=list(offered_devices().ids),
+                                  lost_after_s=settings.worker_lost_after_s, own_idle=False)
+        reason = gang.waiting_reason(offers, num_hosts=num_hosts, count=num_processes,
+                                     queue=run.queue)
+    set_waiting_for_devices(session, run_id, reason=reason)
+    session.commit()
+
+
 def _claim_gang(session, run_id: int, *, attempt: int, queue: str,  # type: ignore[no-untyped-def]
                 num_processes: int, num_hosts: int) -> Claim | None:
     """Reserve the devices of ``num_hosts`` hosts for the run (app/domain/gang.py) and claim it

@@ -26,7 +26,13 @@ from app.domain.reaper import HEARTBEATING, Live, dead_on_this_host, heartbeat_i
 from app.domain.runs import stopped_status, transition
 from worker import children, distributed
 from worker.celery_app import celery_app
-from worker.claims import Claim, claim_best, offered_devices, worker_identity
+from worker.claims import (
+    Claim,
+    claim_best,
+    note_waiting_while_busy,
+    offered_devices,
+    worker_identity,
+)
 
 log = logging.getLogger(__name__)
 # Kept well under the reaper's threshold (see app/domain/reaper.py).
@@ -62,6 +68,8 @@ def train_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     # (priority, then age), which may be another run than the message's (app/domain/queue.py),
     # with its devices reserved first (all or none), so that no two runs of this host share one.
     if not TRAINING.acquire(blocking=False):  # this worker trains its host's node of a run
+        with session_scope() as session:
+            note_waiting_while_busy(session, run_id)
         raise self.retry(countdown=DEVICE_RETRY_S)
     try:
         with session_scope() as session:

@@ -69,9 +69,9 @@ class HostOffer:
 
 
 def host_offers(session: Session, *, queue: str, own_host: str, own_devices: list[str],
-                lost_after_s: float) -> dict[str, HostOffer]:
+                lost_after_s: float, own_idle: bool = True) -> dict[str, HostOffer]:
     """host → what it can give, for every live host of ``queue`` (``own_host``: this worker's,
-    idle since it is claiming)."""
+    idle when it is claiming)."""
     cutoff = utcnow() - timedelta(seconds=CLAIM_GRACE_S)
     busy_workers = set(session.scalars(select(DeviceReservation.worker).where(holding(cutoff))))
     busy_workers |= set(session.scalars(
@@ -85,7 +85,7 @@ def host_offers(session: Session, *, queue: str, own_host: str, own_devices: lis
     for host in sorted(set(by_host) | {own_host}):
         held = held_devices(session, host=host)
         if host == own_host:
-            candidates, idle = list(own_devices), True
+            candidates, idle = list(own_devices), own_idle
         else:
             candidates = list(dict.fromkeys(d for row in by_host[host] for d in row.device_ids))
             idle = any(row.name not in busy_workers for row in by_host[host])

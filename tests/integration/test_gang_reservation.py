@@ -10,19 +10,23 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from app.core.config import settings
 from app.core.db import make_engine
 from app.core.migrate import upgrade_to_head
 from app.domain import gang, placement
-from app.domain.models import DeviceReservation, GangNode, RunStatus
+from app.domain.models import DeviceReservation, GangNode, Run, RunStatus
 from app.domain.runs import transition
 from tests.conftest import scratch_postgres
 from tests.factories import add_run
+from worker import claims
+from worker.claims import note_waiting_while_busy
 
 LOST = 45
 
 
-def _register(session, host: str, name: str | None = None, devices: int = 1) -> None:
-    placement.register_worker(session, name=name or f"{host}:1", host=host, queues=["gang"],
+def _register(session, host: str, name: str | None = None, devices: int = 1,
+              queue: str = "gang") -> None:
+    placement.register_worker(session, name=name or f"{host}:1", host=host, queues=[queue],
                               devices=placement.Devices("cpu", devices))
     session.commit()
 
@@ -129,3 +133,38 @@ def test_a_gang_run_waits_with_the_reason_when_too_few_hosts_are_live(engine):
         assert reason == ("3 hosts × 1 devices needed; queue 'lonely' has 1 live host: "
                           "host-c: ready")
         assert _held(session, run.id) == []
+
+
+@pytest.mark.postgres
+def test_a_worker_busy_with_a_node_says_why_a_gang_run_waits_and_claims_nothing(engine,
+                                                                                monkeypatch):
+    # Both hosts train the first run: the second's message may reach either host's worker,
+    # also the one that trains its node in a thread; that worker only says why the run waits.
+    gang_run = {"num_hosts": 2, "num_processes": 1}
+    with Session(engine) as session:
+        _register(session, "host-f", queue="busy")
+        _register(session, "host-g", queue="busy")
+        first = add_run(session, name="first", queue="busy", hyperparameters=gang_run).id
+        second = add_run(session, name="second", queue="busy", hyperparameters=gang_run).id
+        nodes = gang.reserve_gang(session, run_id=first, attempt=1, host="host-f",
+                                  worker="host-f:1", candidates=["cpu:0"], count=1,
+                                  num_hosts=2, queue="busy", lost_after_s=LOST)
+        assert isinstance(nodes, list), nodes
+        transition(session, run_id=first, to=RunStatus.running, attempt=1)
+
+        monkeypatch.setattr(settings, "worker_host_name", "host-g")  # one device, held
+        monkeypatch.setattr(claims, "offered_devices", lambda: placement.Devices("cpu", 1))
+        note_waiting_while_busy(session, second)
+        run = session.get(Run, second)
+        session.refresh(run)
+        assert (run.status, run.phase) == (RunStatus.queued, "waiting_for_devices")
+        assert run.waiting_reason.startswith(
+            "2 hosts × 1 devices needed; queue 'busy' has 2 live hosts"), run.waiting_reason
+        assert f"host-g: 0 free of the 1 needed (devices held by run {first})" \
+            in run.waiting_reason, run.waiting_reason
+        assert _held(session, second) == []
+
+        # A run that is no longer queued keeps its state.
+        note_waiting_while_busy(session, first)
+        session.refresh(session.get(Run, first))
+        assert session.get(Run, first).phase != "waiting_for_devices"
