@@ -130,12 +130,15 @@ class _Warm:
         self._started = threading.Event()
         self._child: multiprocessing.process.BaseProcess | subprocess.Popen[bytes] | None = None
         self._lifeline = None
+        self._lock = threading.Lock()
+        self._pending: int | None = None  # a signal sent while the child was still starting
         _RUNNING.add(self)
         threading.Thread(target=self._start, args=(command, module, log_path, env), daemon=True,
                          name=f"start {module}").start()
 
     def _start(self, command: list[str], module: str, log_path: Path,
                env: dict[str, str]) -> None:
+        child: multiprocessing.process.BaseProcess | subprocess.Popen[bytes] | None = None
         try:
             # The child's parent is the fork server, which outlives a killed worker while it has
             # children: the child watches this pipe instead, whose only writer is this worker.
@@ -146,12 +149,27 @@ class _Warm:
                 name=" ".join(command[2:]))
             process.start()
             watched.close()
-            self._child = process
+            child = process
         except Exception:  # the fork server is broken: a fresh interpreter still works
             log.exception("starting %s from the warm process failed: starting it fresh", module)
-            self._child = _fresh(command, log_path=log_path, env=env)
+            child = _fresh(command, log_path=log_path, env=env)
         finally:
+            with self._lock:
+                self._child = child
+                pending = self._pending
             self._started.set()
+        if pending is not None and child is not None and child.pid:  # sent while it started
+            _kill_session(child.pid, pending)
+
+    def signal_group(self, signum: int) -> None:
+        """``signum`` to the child's session; kept for the child while it is still starting."""
+        with self._lock:
+            if self._child is None:
+                self._pending = signum
+                return
+            pid = self._child.pid
+        if pid:
+            _kill_session(pid, signum)
 
     @property
     def pid(self) -> int | None:
@@ -184,6 +202,23 @@ class _Warm:
 
 
 _RUNNING: set[_Warm] = set()
+
+
+def signal_group(child: Child, signum: int) -> None:
+    """``signum`` to ``child`` and everything it started (its session: its helpers and
+    sandboxes), also to a warm child still starting (it gets the signal once it exists)."""
+    if isinstance(child, _Warm):
+        child.signal_group(signum)
+    elif child.pid:
+        _kill_session(child.pid, signum)
+
+
+def _kill_session(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:  # a just-forked child that has not called setsid yet
+            os.kill(pid, signum)
 
 
 def _enter(module: str, args: list[str], env: dict[str, str], log_path: str, watched,  # type: ignore[no-untyped-def]

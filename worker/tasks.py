@@ -4,9 +4,7 @@ training never takes the worker down), heartbeating while it waits."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import signal
 import subprocess
 import threading
@@ -234,10 +232,7 @@ def _cancel_requested(run_id: int) -> bool:
 
 def _signal_group(child: children.Child, signum: int) -> None:
     # The child leads its own session (children.die_with_parent): its helpers and sandboxes go too.
-    if not child.pid:  # a warm child still starting: SIGKILL, re-sent each beat, reaches it
-        return
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signum)
+    children.signal_group(child, signum)
 
 
 def _heartbeat(model: type[Live], row_id: int) -> None:

@@ -71,6 +71,15 @@ def test_waiting_times_out_and_a_signal_is_its_negative(mode, tmp_path):
     assert child.wait(timeout=30) == -signal.SIGTERM
 
 
+def test_a_signal_sent_while_a_child_starts_reaches_it(mode, tmp_path):
+    # A cancel right after the claim: the warm child may not exist yet (pid None); the signal
+    # is kept for it and delivered once it does, not lost until a SIGKILL follows.
+    child = children.start(probe("0", "600"), log_path=tmp_path / "child.log",
+                           env=dict(os.environ))
+    children.signal_group(child, signal.SIGTERM)
+    assert child.wait(timeout=120) == -signal.SIGTERM
+
+
 WORKER = textwrap.dedent("""
     import os, sys, time
     from app.core.config import settings
