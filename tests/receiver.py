@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,3 +66,13 @@ class Receiver:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def receiving() -> Iterator[Receiver]:
+    """A started receiver, stopped afterwards: the body of a fixture of any scope
+    (``yield from receiving()``)."""
+    server = Receiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -16,7 +16,7 @@ from app.core.db import SessionLocal
 from app.domain import metrics, trackers
 from app.domain.models import RunStatus, utcnow
 from tests.factories import add_run
-from tests.receiver import Receiver
+from tests.receiver import Receiver, receiving
 from worker.health_watch import HealthWatch, HealthWatchedReporter, watch_health
 
 NAN = float("nan")
@@ -24,9 +24,7 @@ NAN = float("nan")
 
 @pytest.fixture
 def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
+    yield from receiving()
 
 
 class Recorder:

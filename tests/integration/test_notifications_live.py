@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.receiver import Receiver
+from tests.receiver import receiving
 
 SECRET = "live-test-secret"
 ROWS = [{"prompt": f"Say the word number {i}.", "completion": f" Word {i % 3}."}
@@ -24,9 +24,7 @@ HYPERPARAMETERS = {"max_steps": 2, "save_steps": 2, "eval_steps": 2, "eval_split
 
 @pytest.fixture(scope="module")
 def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
+    yield from receiving()
 
 
 @pytest.fixture(scope="module")

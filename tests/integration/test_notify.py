@@ -18,15 +18,13 @@ from app.domain import notify
 from app.domain.models import Notification, Run, RunStatus
 from app.domain.reaper import reap_lost
 from tests.factories import add_checkpoint, add_run
-from tests.receiver import Receiver
+from tests.receiver import receiving
 from tests.unit.test_requeue import T0, factory, make_run  # noqa: F401
 
 
 @pytest.fixture
 def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
+    yield from receiving()
 
 
 @pytest.fixture

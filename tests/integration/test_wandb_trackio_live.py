@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import SESSION_DIR, free_port, start_server, stop_server
 from tests.integration.test_trackers_live import launch
-from tests.receiver import Receiver
+from tests.receiver import receiving
 
 wandb = pytest.importorskip("wandb")
 trackio = pytest.importorskip("trackio")
@@ -32,9 +32,7 @@ TRACKIO_DIR = SESSION_DIR / "trackio"
 
 @pytest.fixture(scope="module")
 def receiver():
-    server = Receiver().start()
-    yield server
-    server.stop()
+    yield from receiving()
 
 
 @pytest.fixture(scope="module")
