@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy import func, select
 
 from app.api.deps import RunDep, SessionDep, StoreDep
@@ -43,23 +44,27 @@ PageSize = Query(default=run_list.DEFAULT_PAGE_SIZE, ge=1, le=run_list.MAX_PAGE_
 PageOffset = Query(default=0, ge=0, le=10**9)
 
 
+def run_filters(status: str | None = StatusFilter, strategy: str | None = StrategyFilter,
+                dataset_id: int | None = None, q: str | None = NameFilter,
+                sweep_id: int | None = None, tag: str | None = TagFilter) -> run_list.RunFilters:
+    """The runs list's filters, as the list and its poll both take them."""
+    return run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
+                               sweep_id=sweep_id, tag=tag)
+
+
+FiltersDep = Annotated[run_list.RunFilters, Depends(run_filters)]
+
+
 @router.get("", response_model=list[RunPublic])
 def list_runs(
     session: SessionDep,
     response: Response,
-    status: str | None = StatusFilter,
-    strategy: str | None = StrategyFilter,
-    dataset_id: int | None = None,
-    q: str | None = NameFilter,
-    sweep_id: int | None = None,
-    tag: str | None = TagFilter,
+    filters: FiltersDep,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> list[RunPublic]:
     """List one page of runs, newest first, optionally filtered; `X-Total-Count` says how many
     match in all."""
-    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
-                                  sweep_id=sweep_id, tag=tag)
     page = run_list.page_runs(session, filters=filters, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(page.total)
     return launch.runs_public(session, page.runs)
@@ -68,20 +73,13 @@ def list_runs(
 @router.get("/changes", response_model=RunChanges)
 def list_changed_runs(
     session: SessionDep,
+    filters: FiltersDep,
     since: datetime | None = Query(default=None, description="the previous answer's cursor"),
-    status: str | None = StatusFilter,
-    strategy: str | None = StrategyFilter,
-    dataset_id: int | None = None,
-    q: str | None = NameFilter,
-    sweep_id: int | None = None,
-    tag: str | None = TagFilter,
     limit: int = PageSize,
     offset: int = PageOffset,
 ) -> RunChanges:
     """The runs list's poll: the page's runs changed since `since` (all without it), the ids on
     the page now, in order, and the cursor to pass next time."""
-    filters = run_list.RunFilters(status=status, strategy=strategy, dataset_id=dataset_id, q=q,
-                                  sweep_id=sweep_id, tag=tag)
     changes = run_list.changed_runs(session, filters=filters, since=since, limit=limit,
                                     offset=offset)
     return RunChanges(runs=launch.runs_public(session, changes.runs), page_ids=changes.page_ids,
