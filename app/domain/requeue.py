@@ -59,6 +59,18 @@ def requeue_due(run: Queued, *, now: datetime, requeue_after_s: float) -> bool:
     return waited >= requeue_interval(requeue_after_s, run.publish_count)
 
 
+def take_publish_turn(session: Session, model: Any, row: Any, still: Any, *,
+                      now: datetime) -> bool:
+    """Count one more publication of ``row`` (a queued job, a processing upload) while
+    ``still`` holds of it, unless another web process just counted one (its ``publish_count``
+    moved on); commits. Whether this caller is the one to publish it now."""
+    seen = row.publish_count
+    ours = update_one(session, model, model.id == row.id, still, model.publish_count == seen,
+                      published_at=now, publish_count=seen + 1)
+    session.commit()
+    return ours
+
+
 def requeue_lost(
     session: Session, model: type[Run] | type[Evaluation] | type[Export],
     publish: Callable[[Session, Any], None], *, requeue_after_s: float,
@@ -79,12 +91,9 @@ def requeue_lost(
     for row in candidates:
         if not requeue_due(row, now=now, requeue_after_s=requeue_after_s):
             continue
-        row_id, seen = row.id, row.publish_count
-        ours = update_one(session, model, model.id == row_id, model.status == "queued",
-                          model.publish_count == seen, published_at=now, publish_count=seen + 1)
-        session.commit()
-        if not ours:  # claimed, cancelled, or another web process published it
-            continue
+        row_id = row.id
+        if not take_publish_turn(session, model, row, model.status == "queued", now=now):
+            continue  # claimed, cancelled, or another web process published it
         try:
             publish(session, row)
         except Exception:  # broker down: the next interval tries again

@@ -26,7 +26,7 @@ from app.core.storage import make_store
 from app.domain import publish
 from app.domain.datasets.processing import transition
 from app.domain.models import Dataset, DatasetStatus, utcnow
-from app.domain.requeue import requeue_interval
+from app.domain.requeue import requeue_interval, take_publish_turn
 from app.domain.runs import as_utc
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,8 @@ def heartbeat(session: Session, *, dataset_id: int, worker: str) -> bool:
 
 def publish_processing(session: Session, dataset: Dataset, *, now: datetime) -> bool:
     """Publish the dataset's task (again) unless another web process just did; whether we did."""
-    seen = dataset.publish_count
-    ours = update_one(session, Dataset, Dataset.id == dataset.id,
-                      Dataset.status == DatasetStatus.processing, Dataset.publish_count == seen,
-                      published_at=now, publish_count=seen + 1)
-    session.commit()
+    ours = take_publish_turn(session, Dataset, dataset,
+                             Dataset.status == DatasetStatus.processing, now=now)
     if ours:
         publish.publish(publish.PROCESS_DATASET, dataset.id, queue=settings.dataset_queue)
     return ours
