@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -146,8 +145,11 @@ def start_server(name: str, *, extra_env: dict | None = None, worker: bool = Tru
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
-    subprocess.run([sys.executable, "-m", "app.cli", "migrate"], cwd=ROOT, env=env, check=True)
     from app.cli import web_command, worker_command
+    from app.core.migrate import upgrade_to_head
+
+    # What `tunedeck migrate` does with this environment, without a Python start of its own.
+    upgrade_to_head(env.get("TUNEDECK_DATABASE_URL") or f"sqlite:///{data_dir / 'tunedeck.db'}")
 
     processes = []
     web_log = open(data_dir / "web.log", "wb")  # noqa: SIM115 (closed with the process)
