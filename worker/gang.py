@@ -162,6 +162,7 @@ def _train_node(node: gang.NodeAssignment) -> None:
             _release_host(node.run_id)
         finally:
             TRAINING.release()
+            _NODE_THREADS.discard(threading.current_thread())
 
 
 def poll_nodes() -> None:
@@ -178,11 +179,17 @@ def poll_nodes() -> None:
     if node is None:
         TRAINING.release()
         return
-    threading.Thread(target=_train_node, args=(node,), name=f"tunedeck-node-{node.run_id}",
-                     daemon=True).start()
+    # A daemon: a cold shutdown does not wait for it (a warm one does, see stop_polling).
+    thread = threading.Thread(target=_train_node, args=(node,),
+                              name=f"tunedeck-node-{node.run_id}", daemon=True)
+    _NODE_THREADS.add(thread)
+    thread.start()
 
 
 _polling_stop = threading.Event()
+# This worker's polling thread and node threads (one training at a time: at most one node).
+_POLLER: list[threading.Thread] = []
+_NODE_THREADS: set[threading.Thread] = set()
 
 
 @worker_ready.connect
@@ -196,9 +203,21 @@ def poll_at_start(**_kwargs) -> None:  # type: ignore[no-untyped-def]
             except Exception:  # a database blip: look again next beat
                 log.exception("looking for this host's nodes of runs failed")
 
-    threading.Thread(target=loop, name="tunedeck-node-poll", daemon=True).start()
+    poller = threading.Thread(target=loop, name="tunedeck-node-poll", daemon=True)
+    _POLLER.append(poller)
+    poller.start()
 
 
 @worker_shutdown.connect
 def stop_polling(**_kwargs) -> None:  # type: ignore[no-untyped-def]
+    """A warm shutdown (sent once the worker's task has ended) takes no more nodes and lets the
+    node this worker trains end as well, as Celery lets a task end: a node cut short would fail
+    a running run, and one cut short as its run completes leaves node 0's torchrun waiting for
+    it at its exit barrier (minutes, its worker and devices held)."""
     _polling_stop.set()
+    for poller in _POLLER:  # a poll in flight may still start a node
+        poller.join()
+    for thread in list(_NODE_THREADS):
+        if thread.is_alive():
+            log.info("warm shutdown: waiting for %s to end", thread.name)
+        thread.join()
