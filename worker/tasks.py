@@ -140,17 +140,20 @@ def _train_on_this_host(run_id: int, *, num_processes: int, devices: list[str]) 
 
 
 def _cancelled_after_kill(run_id: int, code: int) -> bool:
-    """Whether the child was killed after a cancel (then the run is cancelled as asked)."""
-    if code not in (-signal.SIGTERM, -signal.SIGKILL) or not _checked(
-            lambda: _cancel_requested(run_id)):
+    """Whether the child ended badly after a cancel: then the run is cancelled as asked."""
+    if code == 0 or not _checked(lambda: _cancel_requested(run_id)):
         return False
     # The child never reached a step boundary to stop at (stuck in a reward, a data loader,
-    # a hung collective): the run is cancelled as asked, its checkpoints so far kept.
+    # a hung collective, ranks still starting) and was terminated, or it failed on its way
+    # out (torchrun answers a SIGTERM with exit code 1): the run is cancelled as asked, its
+    # checkpoints so far kept.
+    how = (f"had not stopped {settings.cancel_grace_s:g} s after the cancel and was terminated"
+           if code in (-signal.SIGTERM, -signal.SIGKILL)
+           else f"exited with code {code} while stopping after the cancel")
     with session_scope() as session:
         status = stopped_status(session, run_id)  # cancelled, or pruned by its sweep
         transition(session, run_id=run_id, to=status,
-                   error=f"{status.value}: the training process had not stopped "
-                         f"{settings.cancel_grace_s:g} s after the cancel and was terminated "
+                   error=f"{status.value}: the training process {how} "
                          "(its checkpoints so far are kept)")
     return True
 

@@ -59,3 +59,32 @@ def test_without_a_cancel_the_child_runs_to_its_end(running_run):
     code = tasks.wait_heartbeating(child, Run, running_run,
                                    cancelled=lambda: tasks._cancel_requested(running_run))
     assert code == 0
+
+
+TORCHRUN_LIKE = ("import signal, sys, time\n"
+                 "signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))\ntime.sleep(600)\n")
+
+
+def test_a_child_that_exits_with_an_error_when_terminated_after_a_cancel_is_cancelled(
+        running_run):
+    # torchrun answers the SIGTERM of a cancel whose ranks had not reached a step with exit
+    # code 1: the run is still cancelled as asked, not failed.
+    child = start(TORCHRUN_LIKE)
+    set_cancel(running_run)
+    try:
+        code = tasks.wait_heartbeating(
+            child, Run, running_run, cancelled=lambda: tasks._cancel_requested(running_run))
+    finally:
+        child.kill()
+    assert code == 1
+    assert tasks._cancelled_after_kill(running_run, code)
+    with session_scope() as session:
+        run = session.get(Run, running_run)
+        assert run.status == RunStatus.cancelled, run.error
+        assert "exited with code 1 while stopping after the cancel" in run.error
+
+
+def test_a_child_that_fails_without_a_cancel_is_not_taken_for_cancelled(running_run):
+    assert not tasks._cancelled_after_kill(running_run, 1)
+    with session_scope() as session:
+        assert session.get(Run, running_run).status == RunStatus.running
