@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -65,6 +67,15 @@ def _user_error(_request: Request, exc: TuneDeckError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status_code)
 
 
+def _load_tokenizer() -> None:
+    from app.domain.datasets import tokens
+
+    try:
+        tokens.counter()
+    except Exception:  # the first upload tries again, and says what is wrong
+        logging.getLogger(__name__).exception("loading the tokenizer for dataset statistics")
+
+
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
     # Every web process reaps runs of dead workers (domain/reaper.py; concurrent reapers agree).
@@ -73,6 +84,9 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
     reaper = ReaperThread(SessionLocal, lost_after_s=settings.worker_lost_after_s)
     reaper.start()
+    # The tokenizer that small uploads are counted with, loaded now rather than in the first
+    # upload's request (importing transformers takes seconds on a small machine).
+    threading.Thread(target=_load_tokenizer, name="tunedeck-tokenizer", daemon=True).start()
     try:
         yield
     finally:

@@ -24,10 +24,10 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def tokenizer():  # type: ignore[no-untyped-def]
-    from transformers import AutoTokenizer
-
     cached = settings.model_cache_dir / "tokenizer-smollm2"
-    with _lock:
+    with _lock:  # also the import: transformers' lazy module is not safe to import from two
+        from transformers import AutoTokenizer  # threads at once (web start, first upload)
+
         if (cached / "tokenizer_config.json").exists():
             return AutoTokenizer.from_pretrained(cached)
         tok = AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF)
