@@ -1,7 +1,8 @@
 """TuneDeck's training overhead: the same SFT or GRPO run through TuneDeck's worker and through a
 bare TRL script, measured in one run (interleaved rounds), printing seconds per step and the ratio.
 
-    python bench/overhead.py [--strategy sft|grpo] [--steps 40] [--rounds 2]
+    python bench/overhead.py [--strategy sft|grpo] [--steps 40] [--rounds 2] [--warmup 5]
+                             [--first bare|tunedeck]
 
 GRPO is TuneDeck's distinctive path: samples recorded every few steps, reward functions wrapped
 to record their scores. Its bare script builds GRPOTrainer with TuneDeck's own GRPOConfig
@@ -13,17 +14,24 @@ and lets TRL apply the chat template, as TuneDeck does by default (chat_template
 side's tokens per step (TRL's ``num_tokens``) are printed so a reader can check it.
 
 Seconds per step come from the wall-clock times at which steps were logged, skipping the first
-steps (warm-up), so model loading and process start-up do not count for either side. Beside
-them, each side's CPU seconds per step between the same steps (the training process's user +
-system time: from resource inside the bare script, sampled with psutil for TuneDeck's training
-child), and the load average at start and end; when the load exceeds the core count the CPU
-ratio is the headline. Every process started (the server, its workers, their training children,
-the bare script) is stopped on success, failure and Ctrl-C.
+steps (warm-up: 5, ``--warmup``), so model loading and process start-up do not count for either
+side. Beside them, each side's CPU seconds per step between the same steps (the training
+process's user + system time: from resource inside the bare script, sampled with psutil for
+TuneDeck's training child), and the load average at start and end; when the load exceeds the
+core count the CPU ratio is the headline. Every process started (the server, its workers, their
+training children, the bare script) is stopped on success, failure and Ctrl-C, and the temporary
+data directory is removed.
 
 Both sides get the same torch thread count (``--threads``, default 1, through OMP_NUM_THREADS):
 with several threads on a busy machine, OpenMP's threads spin while they wait for a core, and
 that spinning is counted as CPU time, by whichever side ran while the machine was busier.
 Target: TuneDeck ≤ 1.05 × bare TRL.
+
+Each round trains the bare script first (``--first``, ``bare``), after a TuneDeck run that is not
+counted: it builds the tiny model into TuneDeck's model cache, which the bare script loads from.
+With ``--first tunedeck`` each round's TuneDeck run goes first and the first one builds the
+model, so there is no uncounted run (what a quick smoke run such as the tests' wants, with
+``--steps 3 --warmup 1``).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import bisect
 import contextlib
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -161,9 +170,9 @@ print(json.dumps(times))
 BARE_GRPO, BARE_TRL = (script.replace("{clock}", CLOCK) for script in (BARE_GRPO, BARE_TRL))
 
 
-def per_step(samples: list[tuple[int, float]]) -> float:
+def per_step(samples: list[tuple[int, float]], warmup: int = WARMUP) -> float:
     """(step, value) samples -> value per step between the first step after warm-up and the last."""
-    samples = sorted(t for t in samples if t[0] > WARMUP and t[1] is not None)
+    samples = sorted(t for t in samples if t[0] > warmup and t[1] is not None)
     (first_step, first), (last_step, last) = samples[0], samples[-1]
     return (last - first) / (last_step - first_step)
 
@@ -187,7 +196,7 @@ def bare_command(strategy: str, model_dir: Path, work: Path) -> list[str]:
             json.dumps(config), json.dumps(GRPO_REWARDS), json.dumps(hp.lora_arguments())]
 
 
-def bare_trl(children: Children, command: list[str]) -> dict:
+def bare_trl(children: Children, command: list[str], warmup: int = WARMUP) -> dict:
     out = children.run(
         command,
         capture_output=True,
@@ -197,9 +206,9 @@ def bare_trl(children: Children, command: list[str]) -> dict:
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)},
     )
     times = json.loads(out.stdout.strip().splitlines()[-1])
-    return {"wall": per_step([(t[0], t[1]) for t in times]),
-            "cpu": per_step([(t[0], t[2]) for t in times]),
-            "tokens": per_step([(t[0], t[3]) for t in times])}
+    return {"wall": per_step([(t[0], t[1]) for t in times], warmup),
+            "cpu": per_step([(t[0], t[2]) for t in times], warmup),
+            "tokens": per_step([(t[0], t[3]) for t in times], warmup)}
 
 
 def training_child(server_pid: int) -> psutil.Process | None:
@@ -214,7 +223,8 @@ def training_child(server_pid: int) -> psutil.Process | None:
     return None
 
 
-def tunedeck_run(client: httpx.Client, request: dict, server_pid: int | None = None) -> dict:
+def tunedeck_run(client: httpx.Client, request: dict, server_pid: int | None = None,
+                 warmup: int = WARMUP) -> dict:
     response = client.post("/api/runs", json=request)
     if response.status_code >= 400:
         raise RuntimeError(f"launch refused: {response.text}")
@@ -253,12 +263,12 @@ def tunedeck_run(client: httpx.Client, request: dict, server_pid: int | None = N
         ).all()
     engine.dispose()
     steps = [(s, _timestamp(w)) for s, w in rows]
-    result = {"wall": per_step(steps), "tokens": per_step(list(tokens)) if tokens else None,
-              "cpu": None}
+    result = {"wall": per_step(steps, warmup),
+              "tokens": per_step(list(tokens), warmup) if tokens else None, "cpu": None}
     if len(cpu_samples) > 2:
         walls, cpus = zip(*cpu_samples, strict=True)
         # CPU seconds at the wall-clock time each step was logged, from the sampled curve.
-        result["cpu"] = per_step([(s, _interpolate(w, walls, cpus)) for s, w in steps])
+        result["cpu"] = per_step([(s, _interpolate(w, walls, cpus)) for s, w in steps], warmup)
     return result
 
 
@@ -289,6 +299,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads on each side (OMP_NUM_THREADS); 0: torch's default")
+    parser.add_argument("--warmup", type=int, default=WARMUP,
+                        help=f"first steps of each side not timed (default {WARMUP})")
+    parser.add_argument("--first", choices=("bare", "tunedeck"), default="bare",
+                        help="the side that trains first in each round (default bare, after an "
+                             "uncounted TuneDeck run that builds the model; tunedeck: none)")
     args = parser.parse_args()
     if args.threads:  # inherited by the bare script and by TuneDeck's server, worker and child
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
@@ -296,9 +311,20 @@ def main() -> None:
     if args.steps:
         hyperparameters["max_steps"] = args.steps
     args.steps = hyperparameters["max_steps"]
+    if args.steps < args.warmup + 2:
+        parser.error(f"--steps must be at least --warmup + 2 ({args.warmup + 2}): the rates are "
+                     "taken between the first step after the warm-up and the last")
     dataset_path = DATASET if args.strategy == "sft" else GRPO_DATASET
     print(f"load average at start: {load_average()}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="tunedeck-bench-"))
+    try:
+        _bench(args, hyperparameters, dataset_path, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, hyperparameters: dict, dataset_path: Path,
+           work: Path) -> None:
     port = _free_port()
     env = {
         **os.environ,
@@ -327,16 +353,24 @@ def main() -> None:
                    "strategy": args.strategy, "hyperparameters": hyperparameters}
         if args.strategy == "grpo":
             request["reward_functions"] = GRPO_REWARDS
-        tunedeck_run(client, request)  # builds the tiny model into the cache; not counted
+        if args.first == "bare":
+            tunedeck_run(client, request)  # builds the tiny model into the cache; not counted
         sys.path.insert(0, str(ROOT))
         os.environ["TUNEDECK_DATA_DIR"] = str(work / "data")
+        from app.core.config import settings
         from worker.training.models import resolve_model
 
-        model_dir = resolve_model("tiny-random-llama", work / "data" / "models")
+        # The server's own model cache (TUNEDECK_MODEL_CACHE, else under its data directory),
+        # where its first run built the model: the bare script loads the very same files.
         bare, tuned = [], []
         for round_ in range(args.rounds):
-            bare.append(bare_trl(children, bare_command(args.strategy, model_dir, work)))
-            tuned.append(tunedeck_run(client, request, server.pid))
+            if args.first == "tunedeck":
+                tuned.append(tunedeck_run(client, request, server.pid, args.warmup))
+            model_dir = resolve_model("tiny-random-llama", settings.model_cache_dir)
+            bare.append(bare_trl(children, bare_command(args.strategy, model_dir, work),
+                                 args.warmup))
+            if args.first == "bare":
+                tuned.append(tunedeck_run(client, request, server.pid, args.warmup))
             print(f"round {round_ + 1}: bare TRL {_side(bare[-1])}; TuneDeck {_side(tuned[-1])}",
                   flush=True)
     shape = ("batch 4, max_length 128" if args.strategy == "sft" else

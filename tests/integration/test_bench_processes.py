@@ -17,6 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 OVERHEAD = [sys.executable, str(ROOT / "bench" / "overhead.py")]
+# The smallest run that still measures both sides: the TuneDeck side first (its run builds the
+# model, so no uncounted run), one warm-up step, rates between steps 2 and 3.
+SMALL = ("--steps", "3", "--warmup", "1", "--first", "tunedeck", "--rounds", "1")
 
 
 def group(pgid: int) -> list[str]:
@@ -50,7 +53,7 @@ def kill_group(pgid: int) -> None:
 
 @pytest.mark.slow
 def test_overhead_bench_leaves_its_process_group_empty_after_ctrl_c() -> None:
-    bench = start_bench("--steps", "8", "--rounds", "1")
+    bench = start_bench(*SMALL)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:  # until the server's Celery worker is up
@@ -70,7 +73,7 @@ def test_overhead_bench_leaves_its_process_group_empty_after_ctrl_c() -> None:
 
 @pytest.mark.slow
 def test_overhead_bench_leaves_its_process_group_empty_when_done() -> None:
-    bench = start_bench("--steps", "8", "--rounds", "1")
+    bench = start_bench(*SMALL)
     try:
         output, _ = bench.communicate(timeout=900)
         assert bench.returncode == 0, output[-3000:]

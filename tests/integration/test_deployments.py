@@ -87,6 +87,20 @@ def test_deployment_with_the_openai_client(server):
         unknown = client.post(f"/api/runs/{run['id']}/deployments", json={"engine": "ollama"})
         assert unknown.status_code == 422 and "unknown engine" in unknown.json()["detail"]
 
+        # While the first one starts: a port that is taken on the worker makes that deployment
+        # fail saying so (it fails before merging anything).
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            busy_port = taken.getsockname()[1]
+            busy = client.post(f"/api/runs/{run['id']}/deployments",
+                               json={"checkpoint": 2, "port": busy_port}).json()
+            failed = wait_status(client, busy["id"], ("serving", "failed"))
+        assert failed["status"] == "failed"
+        assert f"port {busy_port} is already in use" in failed["error"]
+        # The deployment whose engine is killed below starts beside the first one.
+        second = client.post(f"/api/runs/{run['id']}/deployments", json={"checkpoint": 2}).json()
+
         row = wait_status(client, deployment["id"], ("serving", "failed"))
         assert row["status"] == "serving", f"{row['error']}\n{server.logs()}"
         port, name = row["port"], row["model_name"]
@@ -111,19 +125,6 @@ def test_deployment_with_the_openai_client(server):
             endpoint.chat.completions.create(model="another-model", max_tokens=2,
                                              messages=[{"role": "user", "content": "hi"}])
 
-        # A port that is taken on the worker: that deployment fails saying so.
-        with socket.socket() as taken:
-            taken.bind(("127.0.0.1", 0))
-            taken.listen()
-            busy_port = taken.getsockname()[1]
-            busy = client.post(f"/api/runs/{run['id']}/deployments",
-                               json={"checkpoint": 2, "port": busy_port}).json()
-            failed = wait_status(client, busy["id"], ("serving", "failed"))
-        assert failed["status"] == "failed"
-        assert f"port {busy_port} is already in use" in failed["error"]
-        assert client.post(f"/api/runs/{run['id']}/deployments",
-                           json={"checkpoint": 2, "port": port}).status_code == 409
-
         stopped = client.post(f"/api/deployments/{deployment['id']}/stop")
         assert stopped.status_code == 200
         row = wait_status(client, deployment["id"], ("stopped", "failed"), timeout=120)
@@ -135,11 +136,19 @@ def test_deployment_with_the_openai_client(server):
         assert client.post(f"/api/deployments/{deployment['id']}/stop").status_code == 409
         assert client.delete(f"/api/deployments/{deployment['id']}").status_code == 204
 
-        # The engine dies: the deployment is failed with its log lines within the heartbeat
-        # window.
-        second = client.post(f"/api/runs/{run['id']}/deployments", json={"checkpoint": 2}).json()
         row = wait_status(client, second["id"], ("serving", "failed"))
         assert row["status"] == "serving", row["error"]
+        # A port an active deployment listens on is refused (the first one's step serves nowhere
+        # by now, so the port is what is refused).
+        again = client.post(f"/api/runs/{run['id']}/deployments",
+                            json={"checkpoint": deployment["checkpoint_step"],
+                                  "port": row["port"]})
+        assert again.status_code == 409, again.text
+        assert f"port {row['port']} is already used by deployment {second['id']}" in (
+            again.json()["detail"])
+
+        # The engine dies: the deployment is failed with its log lines within the heartbeat
+        # window.
         os.kill(engine_pid(row), signal.SIGKILL)
         killed_at = time.monotonic()
         row = wait_status(client, second["id"], ("failed", "stopped"), timeout=LOST_AFTER_S * 2)
