@@ -34,6 +34,8 @@ def create_celery(cfg: Settings = settings) -> Celery:
         # Training runs last hours: a short visibility timeout would redeliver a running task.
         # The run row's atomic claim makes a redelivery harmless anyway.
         transport_options = {"visibility_timeout": 12 * 3600}
+    if cfg.celery_broker_url.startswith("filesystem"):
+        celery.conf.broker_transport = "app.core.fs_broker:Transport"  # atomic message files
     celery.conf.update(
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
