@@ -267,9 +267,3 @@ def pytest_collection_modifyitems(config, items):
             starts_servers[path] = "start_server(" in Path(path).read_text()
         if starts_servers[path] or LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # Files with slow or browser tests first, each file's tests together and in order: under
-    # `-n 2 --dist loadfile` the long files start at once and the quick ones fill in at the end.
-    heavy = {str(item.fspath) for item in items
-             if item.get_closest_marker("slow") or item.get_closest_marker("browser")}
-    order = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (str(item.fspath) not in heavy, order[id(item)]))
